@@ -1,0 +1,389 @@
+"""The pipeline configuration: loading, validation and the typed model.
+
+``config.yaml`` is checked in three steps before anything runs, and the first
+problem stops with one ``ConfigError`` naming the file, the key and what is
+wrong:
+
+1. YAML syntax, with duplicate keys rejected (PyYAML would silently keep the
+   last one, so a task pasted twice would lose its first settings);
+2. the JSON schema ``config.schema.json`` (unknown keys, types, ranges);
+3. rules a schema cannot say: yellow below green, an unknown collector, a
+   missing script, a timezone or calendar that does not exist.
+
+The validated mapping becomes a frozen ``Config``. Snakemake runs hand the
+runner the same settings through an *effective config* JSON file written
+under ``state/run/`` (it carries ``--config`` overrides too), so a task never
+re-validates YAML on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.json")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)$")
+FAMILIES = ("daily", "intraday")
+# Fixed, relative to the working directory: rules name their targets
+# "state/targets/..." literally, and `snakemake -d DIR` moves the whole tree.
+STATE_DIR = "state"
+
+
+def parse_duration(value: float | int | str) -> float:
+    """Seconds in ``value``: a number of seconds, or ``"90s"``, ``"5m"``, ``"24h"``, ``"2d"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise ValueError(f"{value!r} is not a duration (use seconds or 30s, 5m, 24h, 2d)")
+    return float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
+
+
+def parse_clock_time(value: str) -> time:
+    """``HH:MM`` or ``HH:MM:SS`` as a ``time``."""
+    return time.fromisoformat(value)
+
+
+# -- the model ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts in all and the wait before each retry (the last wait repeats)."""
+
+    attempts: int = 3
+    backoff_seconds: tuple[float, ...] = (10.0, 30.0, 60.0)
+
+    def delay_before_retry(self, retry_number: int) -> float:
+        """Wait before retry ``retry_number`` (1 for the second attempt)."""
+        index = min(retry_number, len(self.backoff_seconds)) - 1
+        return self.backoff_seconds[index]
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """Health thresholds of one source, in seconds."""
+
+    green: float
+    yellow: float
+    clock: str = "wall"
+    data_time_sql: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Everything the runner and the monitor need to know about one task."""
+
+    name: str
+    family: str
+    collector: str | None
+    script: str | None
+    args: tuple[str, ...]
+    critical: bool
+    max_runtime_seconds: float
+    retry: RetryPolicy
+    freshness: Freshness | None
+    interval_seconds: int
+    hours: tuple[str, ...]
+    not_before: time | None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated configuration; paths are absolute."""
+
+    source: str
+    base_dir: Path
+    calendar_name: str
+    timezone: str
+    provider: Mapping[str, Any]
+    state_dir: Path
+    daily_cores: int
+    daily_start_time: time
+    loop_interval_seconds: float
+    keep_sessions: int
+    tasks: Mapping[str, TaskConfig]
+    session: date | None = None
+    now: datetime | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def status_db(self) -> Path:
+        return self.state_dir / "status.db"
+
+    @property
+    def market_db(self) -> Path:
+        return self.state_dir / "market.db"
+
+    @property
+    def targets_dir(self) -> Path:
+        return self.state_dir / "targets"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state_dir / "cache"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.state_dir / "locks"
+
+    def family(self, family: str) -> dict[str, TaskConfig]:
+        """Tasks of one family, in config order."""
+        return {name: task for name, task in self.tasks.items() if task.family == family}
+
+    def task(self, name: str) -> TaskConfig:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise ConfigError(self.source, f"tasks.{name}", "no such task in the config") from None
+
+
+# -- loading --------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of keeping the last."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node)
+        if key in mapping:
+            line = key_node.start_mark.line + 1
+            raise ConfigError(loader.name, str(key), f"duplicate key on line {line}")
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse ``path`` strictly; syntax errors and duplicate keys become ``ConfigError``."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(path, "", f"cannot read the file ({error.strerror})") from None
+    try:
+        loader = _StrictLoader(text)
+        loader.name = str(path)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError(path, "", f"YAML syntax error at {where}: {error.problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, "", "the top level must be a mapping of keys")
+    return data
+
+
+def _dotted(parts: object) -> str:
+    return ".".join(str(part) for part in parts)  # type: ignore[attr-defined]
+
+
+def _schema_error(source: str, config: Mapping[str, Any]) -> ConfigError | None:
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return None
+    key = _dotted(error.absolute_path)
+    duration_schema = schema["$defs"]["duration"]
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return ConfigError(source, _dotted([*error.absolute_path, extra[0]]), "unknown key")
+    if error.validator == "oneOf" and error.schema.get("oneOf") == duration_schema["oneOf"]:
+        return ConfigError(
+            source, key, f"{error.instance!r} is not a positive duration (seconds, or 30s, 5m, 24h, 2d)"
+        )
+    if error.validator == "oneOf":
+        return ConfigError(source, key, "needs exactly one of `collector` or `script`")
+    if error.validator == "required":
+        return ConfigError(source, key or "(top level)", error.message)
+    return ConfigError(source, key or "(top level)", error.message)
+
+
+def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    timezone = config.get("market", {}).get("timezone", "America/New_York")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(source, "market.timezone", f"unknown timezone {timezone!r}") from None
+    for name, task in config["tasks"].items():
+        where = f"tasks.{name}"
+        freshness = task.get("freshness")
+        if freshness:
+            green, yellow = parse_duration(freshness["green"]), parse_duration(freshness["yellow"])
+            if yellow < green:
+                raise ConfigError(
+                    source, f"{where}.freshness.yellow", f"{freshness['yellow']!r} is below green"
+                )
+        if "collector" in task:
+            module = f"collectors.{task['collector']}"
+            if importlib.util.find_spec(module) is None:
+                raise ConfigError(
+                    source, f"{where}.collector", f"no collector module {module} in collectors/"
+                )
+        if "script" in task:
+            script = Path(task["script"])
+            script = script if script.is_absolute() else base_dir / script
+            if not script.is_file():
+                raise ConfigError(source, f"{where}.script", f"no such file {script}")
+        if task["family"] == "daily" and ("interval" in task or "hours" in task):
+            key = "interval" if "interval" in task else "hours"
+            raise ConfigError(source, f"{where}.{key}", "only intraday tasks have slots and hours")
+        if "interval" in task:
+            seconds = parse_duration(task["interval"])
+            if seconds < 60 or seconds % 60 or 86400 % seconds:
+                raise ConfigError(
+                    source, f"{where}.interval", "must be whole minutes that divide a day (1m, 5m)"
+                )
+    if "session" in config:
+        try:
+            date.fromisoformat(config["session"])
+        except ValueError:
+            raise ConfigError(source, "session", f"{config['session']!r} is not a date") from None
+    if "now" in config:
+        try:
+            moment = datetime.fromisoformat(config["now"])
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise ConfigError(source, "now", "must be ISO 8601 with a UTC offset")
+
+
+def _task_model(name: str, task: Mapping[str, Any], defaults: Mapping[str, Any]) -> TaskConfig:
+    retry = {**defaults.get("retry", {}), **task.get("retry", {})}
+    freshness = task.get("freshness")
+    return TaskConfig(
+        name=name,
+        family=task["family"],
+        collector=task.get("collector"),
+        script=task.get("script"),
+        args=tuple(task.get("args", ())),
+        critical=bool(task.get("critical", defaults.get("critical", False))),
+        max_runtime_seconds=parse_duration(
+            task.get("max_runtime_seconds", defaults.get("max_runtime_seconds", 600))
+        ),
+        retry=RetryPolicy(
+            attempts=int(retry.get("attempts", 3)),
+            backoff_seconds=tuple(parse_duration(v) for v in retry.get("backoff_seconds", [10, 30, 60])),
+        ),
+        freshness=Freshness(
+            green=parse_duration(freshness["green"]),
+            yellow=parse_duration(freshness["yellow"]),
+            clock=freshness.get("clock", "wall"),
+            data_time_sql=freshness.get("data_time_sql"),
+        )
+        if freshness
+        else None,
+        interval_seconds=int(parse_duration(task.get("interval", "1m"))),
+        hours=tuple(task.get("hours", ["regular"])),
+        not_before=parse_clock_time(task["not_before"]) if "not_before" in task else None,
+        options=dict(task.get("options", {})),
+    )
+
+
+def _model(raw: Mapping[str, Any], source: str, base_dir: Path) -> Config:
+    market = raw.get("market", {})
+    defaults = raw.get("defaults", {})
+    return Config(
+        source=source,
+        base_dir=base_dir,
+        calendar_name=market.get("calendar", "XNYS"),
+        timezone=market.get("timezone", "America/New_York"),
+        provider=dict(raw.get("provider", {"name": "synthetic"})),
+        state_dir=base_dir / STATE_DIR,
+        daily_cores=int(raw.get("daily", {}).get("cores", 4)),
+        daily_start_time=parse_clock_time(raw.get("daily", {}).get("start_time", "09:30")),
+        loop_interval_seconds=float(raw.get("intraday", {}).get("loop_interval_seconds", 30)),
+        keep_sessions=int(raw.get("intraday", {}).get("keep_sessions", 5)),
+        tasks={name: _task_model(name, task, defaults) for name, task in raw["tasks"].items()},
+        session=date.fromisoformat(raw["session"]) if "session" in raw else None,
+        now=datetime.fromisoformat(raw["now"]) if "now" in raw else None,
+        raw=dict(raw),
+    )
+
+
+def build_config(raw: Mapping[str, Any], source: str, base_dir: Path | None = None) -> Config:
+    """Validate ``raw`` (the parsed YAML plus overrides) and build the model.
+
+    Relative paths (``state_dir``, scripts) are taken from ``base_dir``, by
+    default the current directory, as Snakemake does.
+    """
+    base = Path(base_dir or Path.cwd()).resolve()
+    error = _schema_error(source, raw)
+    if error is not None:
+        raise error
+    _check_semantics(source, raw, base)
+    return _model(raw, source, base)
+
+
+def load_config(path: Path | str, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read, validate and model the config file at ``path``."""
+    raw = read_yaml(Path(path))
+    raw.update(overrides or {})
+    return build_config(raw, str(path))
+
+
+# -- the effective config handed to tasks -----------------------------------
+
+
+def write_effective_config(config: Config) -> Path:
+    """Write ``config`` as JSON under ``state/run/`` and return the file's path.
+
+    The name carries a content hash, so concurrent runs with the same
+    settings share one file and runs with different settings never clash.
+    """
+    payload = json.dumps(
+        {"source": config.source, "base_dir": str(config.base_dir), "raw": config.raw},
+        sort_keys=True,
+        default=str,
+    )
+    digest = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
+    path = config.state_dir / "run" / f"config-{digest}.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(handle, "w") as out:
+            out.write(payload)
+        os.replace(temp, path)
+    return path
+
+
+def read_effective_config(path: Path | str) -> Config:
+    """The ``Config`` stored by ``write_effective_config`` (validated when written)."""
+    payload = json.loads(Path(path).read_text())
+    return _model(payload["raw"], payload["source"], Path(payload["base_dir"]))

@@ -1,0 +1,225 @@
+"""The status store: one SQLite file recording every task run and attempt.
+
+``data_pipeline_status`` keeps the seed's table, name and columns, one row per
+task with running counters; ``task_attempts`` keeps one row per attempt, from
+which success rates and runtimes can be derived. Invariants:
+
+- marking a task started never resets its counters;
+- ``total_runs = total_successes + total_failures`` once no run is in flight;
+- every write is one ``BEGIN IMMEDIATE`` transaction with parameterised SQL,
+  so four tasks finishing at once (``--cores 4``) serialise instead of losing
+  updates; WAL lets the health monitor read while they write.
+- error messages are redacted of secrets and truncated before storing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.secrets import redact
+
+BUSY_TIMEOUT_SECONDS = 30
+MAX_ERROR_LENGTH = 500
+
+RUNNING = "RUNNING"
+SUCCESS = "SUCCESS"
+DEGRADED = "DEGRADED"
+FAILED = "FAILED"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS data_pipeline_status (
+    task_name TEXT PRIMARY KEY, last_run_start TIMESTAMP, last_run_end TIMESTAMP,
+    last_success TIMESTAMP, last_failure TIMESTAMP,
+    consecutive_failures INTEGER DEFAULT 0, total_runs INTEGER DEFAULT 0,
+    total_successes INTEGER DEFAULT 0, total_failures INTEGER DEFAULT 0,
+    last_error_message TEXT, last_records_processed INTEGER,
+    average_runtime_seconds REAL, status TEXT DEFAULT 'PENDING',
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE IF NOT EXISTS task_attempts (
+    id INTEGER PRIMARY KEY,
+    task_name TEXT NOT NULL,
+    period TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP NOT NULL,
+    duration_seconds REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    error_message TEXT,
+    records_processed INTEGER,
+    rows_rejected INTEGER,
+    data_as_of TIMESTAMP);
+CREATE INDEX IF NOT EXISTS task_attempts_by_task ON task_attempts (task_name, started_at);
+"""
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}")
+    return moment.isoformat(timespec="seconds")
+
+
+def clean_error(message: str) -> str:
+    """``message`` without secrets, on one line, at most ``MAX_ERROR_LENGTH`` characters."""
+    text = " ".join(redact(message).split())
+    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of one task, as recorded in ``task_attempts``."""
+
+    task_name: str
+    period: str
+    attempt: int
+    started_at: datetime
+    finished_at: datetime
+    outcome: str
+    error_message: str | None = None
+    records_processed: int | None = None
+    rows_rejected: int | None = None
+    data_as_of: datetime | None = None
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with the busy timeout set; ``readonly`` opens with ``mode=ro``."""
+    if readonly:
+        connection = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+        )
+    else:
+        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
+    connection.row_factory = sqlite3.Row
+    return connection
+
+
+class StatusStore:
+    """Reads and writes task status; one short connection per operation."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connection() as connection:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.executescript(SCHEMA)
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        connection = connect(self.path)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connection() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    # -- writes ---------------------------------------------------------------
+
+    def mark_started(self, task: str, now: datetime) -> None:
+        """Record that ``task`` started; counters are left as they are."""
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO data_pipeline_status (task_name, last_run_start, status, updated_at) "
+                "VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (task_name) DO UPDATE SET last_run_start = excluded.last_run_start, "
+                "status = excluded.status, updated_at = excluded.updated_at",
+                (task, _iso(now), RUNNING, _iso(now)),
+            )
+
+    def record_attempt(self, attempt: Attempt) -> None:
+        """Append one attempt to the history."""
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO task_attempts (task_name, period, attempt, started_at, finished_at, "
+                "duration_seconds, outcome, error_message, records_processed, rows_rejected, "
+                "data_as_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    attempt.task_name,
+                    attempt.period,
+                    attempt.attempt,
+                    _iso(attempt.started_at),
+                    _iso(attempt.finished_at),
+                    (attempt.finished_at - attempt.started_at).total_seconds(),
+                    attempt.outcome,
+                    clean_error(attempt.error_message) if attempt.error_message else None,
+                    attempt.records_processed,
+                    attempt.rows_rejected,
+                    _iso(attempt.data_as_of) if attempt.data_as_of else None,
+                ),
+            )
+
+    def record_success(
+        self,
+        task: str,
+        started: datetime,
+        finished: datetime,
+        records_processed: int,
+        degraded: bool = False,
+    ) -> None:
+        """Close a run that succeeded; the running average covers successful runs."""
+        runtime = (finished - started).total_seconds()
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE data_pipeline_status SET last_run_end = ?, last_success = ?, "
+                "consecutive_failures = 0, total_runs = total_runs + 1, "
+                "total_successes = total_successes + 1, last_records_processed = ?, "
+                "average_runtime_seconds = "
+                "(COALESCE(average_runtime_seconds, 0) * total_successes + ?) "
+                "/ (total_successes + 1), "
+                "status = ?, updated_at = ? WHERE task_name = ?",
+                (
+                    _iso(finished),
+                    _iso(finished),
+                    records_processed,
+                    runtime,
+                    DEGRADED if degraded else SUCCESS,
+                    _iso(finished),
+                    task,
+                ),
+            )
+
+    def record_failure(self, task: str, finished: datetime, error_message: str) -> None:
+        """Close a run that failed after all its attempts."""
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE data_pipeline_status SET last_run_end = ?, last_failure = ?, "
+                "consecutive_failures = consecutive_failures + 1, total_runs = total_runs + 1, "
+                "total_failures = total_failures + 1, last_error_message = ?, status = ?, "
+                "updated_at = ? WHERE task_name = ?",
+                (_iso(finished), _iso(finished), clean_error(error_message), FAILED,
+                 _iso(finished), task),
+            )
+
+    # -- reads ----------------------------------------------------------------
+
+    def task_statuses(self) -> dict[str, dict[str, Any]]:
+        """Every task's row of ``data_pipeline_status``, by task name."""
+        with self._connection() as connection:
+            rows = connection.execute("SELECT * FROM data_pipeline_status ORDER BY task_name")
+            return {row["task_name"]: dict(row) for row in rows}
+
+    def attempts(self, task: str | None = None) -> list[dict[str, Any]]:
+        """Attempt history, oldest first, of one task or all."""
+        query = "SELECT * FROM task_attempts"
+        params: tuple[str, ...] = ()
+        if task is not None:
+            query += " WHERE task_name = ?"
+            params = (task,)
+        with self._connection() as connection:
+            return [dict(row) for row in connection.execute(query + " ORDER BY id", params)]

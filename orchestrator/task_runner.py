@@ -1,0 +1,356 @@
+"""The task runner: every rule's action, one task run with timeout and retries.
+
+``python -m orchestrator.task_runner --task NAME ...`` is what each rule's
+``shell:`` calls. For one period of one task it:
+
+1. notes which inputs (upstream sentinels) are not clean successes, so the
+   run is marked ``degraded``;
+2. records the start in the status store (counters untouched);
+3. runs the task in a child process in its own process group, with a hard
+   timeout that kills the whole group (grandchildren included);
+4. retries transient failures (timeout, exit 75, a provider's 429/5xx, a
+   locked database, an unknown exit code of a user script) after the
+   configured backoff, or the provider's ``Retry-After`` when longer; bad
+   input and bad configuration (exits 65, 70, 78) are not retried;
+5. records every attempt and the run's outcome, and writes the sentinel last.
+
+A critical task that fails writes no sentinel and exits 1: Snakemake skips its
+dependents. A non-critical task that fails writes a ``failed`` sentinel and
+exits 0, so its dependents run on the last good data, marked degraded; the
+workflow's end-of-run hook removes that sentinel and makes the run exit 1.
+
+The child reports what it did by writing a JSON object to the file named by
+``ORCHESTRATOR_RESULT_FILE``: ``records_processed`` (int), optionally
+``data_as_of`` (ISO 8601), ``rows_rejected``, and on failure ``error`` and
+``retry_after_seconds``. A script that writes nothing counts 0 records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from orchestrator import sentinel
+from orchestrator.clock import Clock, Sleeper, clock_for, real_sleep
+from orchestrator.config import Config, TaskConfig, read_effective_config
+from orchestrator.status_store import Attempt, StatusStore, clean_error
+from orchestrator.workflow_support import note_failed_sentinel
+
+logger = logging.getLogger(__name__)
+
+# Exit codes from sysexits.h, shared with orchestrator.collector_process.
+EXIT_TRANSIENT = 75  # EX_TEMPFAIL: worth retrying
+EXIT_DATA = 65  # EX_DATAERR: bad input, retrying will not help
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: a bug in the collector
+EXIT_CONFIG = 78  # EX_CONFIG
+PERMANENT_EXIT_CODES = {EXIT_DATA, EXIT_SOFTWARE, EXIT_CONFIG}
+KILL_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Period:
+    """What one run covers: a session, and a slot for intraday tasks."""
+
+    session: date
+    slot: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.session}/{self.slot}" if self.slot else str(self.session)
+
+
+@dataclass
+class AttemptOutcome:
+    """How one attempt ended."""
+
+    outcome: str  # success | transient | permanent | timeout
+    error: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "success"
+
+    @property
+    def retryable(self) -> bool:
+        return self.outcome in ("transient", "timeout")
+
+
+@dataclass
+class RunReport:
+    """What ``run_task`` did; ``exit_code`` is the process's exit status."""
+
+    status: str  # a sentinel status, or "failed" for a failed critical task
+    attempts: int
+    exit_code: int
+    error: str | None = None
+
+
+class _Interrupted(Exception):
+    """The runner was asked to stop (SIGTERM/SIGINT) while a child ran."""
+
+
+def child_command(config: Config, task: TaskConfig, config_json: Path, period: Period,
+                  as_of: datetime, now: datetime) -> list[str]:
+    """The command line of one attempt: the built-in collector or the user's script."""
+    if task.collector is not None:
+        command = [
+            sys.executable, "-m", "orchestrator.collector_process",
+            "--config-json", str(config_json), "--task", task.name,
+            "--session", str(period.session), "--as-of", as_of.isoformat(),
+            "--now", now.isoformat(),
+        ]
+        return command + (["--slot", period.slot] if period.slot else [])
+    assert task.script is not None
+    script = Path(task.script)
+    script = script if script.is_absolute() else config.base_dir / script
+    prefix = [sys.executable] if script.suffix == ".py" else []
+    return [*prefix, str(script), *task.args]
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the child's process group, then SIGKILL what is left after a grace period."""
+    for sig, wait in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            if sig == signal.SIGTERM:
+                # The leader is gone; grandchildren may remain in the group.
+                os.killpg(process.pid, signal.SIGKILL)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            return
+
+
+def _last_line(text: str) -> str | None:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def run_attempt(command: list[str], env: dict[str, str], timeout: float) -> AttemptOutcome:
+    """Run ``command`` once in its own process group, killed at ``timeout`` seconds."""
+    with tempfile.TemporaryDirectory(prefix="orchestrator-attempt-") as scratch:
+        result_file = Path(scratch) / "result.json"
+        stderr_file = Path(scratch) / "stderr.txt"
+        child_env = {**env, "ORCHESTRATOR_RESULT_FILE": str(result_file)}
+        with stderr_file.open("wb") as stderr:
+            process = subprocess.Popen(
+                command, env=child_env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
+                stderr=stderr, start_new_session=True,
+            )
+            try:
+                code = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(process)
+                code = None
+            except BaseException:
+                _kill_group(process)
+                raise
+        error_text = stderr_file.read_text(errors="replace")
+        sys.stderr.write(error_text)
+        sys.stderr.flush()
+        try:
+            result = json.loads(result_file.read_text())
+        except (OSError, ValueError):
+            result = {}
+    if code is None:
+        return AttemptOutcome("timeout", f"timed out after {timeout:g} s; process group killed")
+    error = result.get("error") or _last_line(error_text)
+    if code == 0:
+        return AttemptOutcome("success", result=result)
+    if code < 0:
+        return AttemptOutcome("transient", error or f"killed by signal {-code}", result)
+    if code in PERMANENT_EXIT_CODES:
+        return AttemptOutcome("permanent", error or f"exited with status {code}", result)
+    retry_after = result.get("retry_after_seconds")
+    return AttemptOutcome("transient", error or f"exited with status {code}", result,
+                          float(retry_after) if retry_after is not None else None)
+
+
+def as_of_for(config: Config, task: TaskConfig, period: Period, now: datetime) -> datetime:
+    """The point-in-time cutoff of a run.
+
+    Daily: the session's open (the moment the daily run is due), so a
+    backfill sees what a live run saw. Intraday: the end of the slot, or
+    now if the slot is still running.
+    """
+    from orchestrator.market_calendar import load_calendar
+
+    calendar = load_calendar(config.calendar_name, config.cache_dir)
+    if period.slot is None:
+        return calendar.hours(period.session).open
+    slot_end = calendar.slot_time(period.session, period.slot) + timedelta(
+        seconds=task.interval_seconds
+    )
+    return min(now, slot_end)
+
+
+def _degraded_inputs(inputs: list[Path]) -> list[str]:
+    degraded = []
+    for path in inputs:
+        record = sentinel.read_sentinel(path)
+        if record is None or record.get("status") != sentinel.SUCCESS:
+            degraded.append(record.get("task", path.stem) if record else path.stem)
+    return degraded
+
+
+def _wait_until_not_before(config: Config, task: TaskConfig, period: Period, clock: Clock,
+                           sleeper: Sleeper) -> None:
+    if task.not_before is None or period.slot is not None:
+        return
+    from zoneinfo import ZoneInfo
+
+    start = datetime.combine(period.session, task.not_before, ZoneInfo(config.timezone))
+    wait = (start - clock()).total_seconds()
+    if wait > 0:
+        logger.info("%s: waiting %.0f s until its not-before time %s", task.name, wait,
+                    task.not_before)
+        sleeper(wait)
+
+
+def run_task(
+    config: Config,
+    config_json: Path,
+    task_name: str,
+    period: Period,
+    output: Path,
+    inputs: list[Path],
+    clock: Clock | None = None,
+    sleeper: Sleeper = real_sleep,
+) -> RunReport:
+    """Run one period of one task to the end: attempts, status, sentinel."""
+    clock = clock or clock_for(config.now)
+    task = config.task(task_name)
+    store = StatusStore(config.status_db)
+    degraded_inputs = _degraded_inputs(inputs)
+    _wait_until_not_before(config, task, period, clock, sleeper)
+    started = clock()
+    as_of = as_of_for(config, task, period, started)
+    store.mark_started(task.name, started)
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_TASK": task.name,
+        "ORCHESTRATOR_SESSION": str(period.session),
+        "ORCHESTRATOR_SLOT": period.slot or "",
+        "ORCHESTRATOR_AS_OF": as_of.isoformat(),
+        "ORCHESTRATOR_MARKET_DB": str(config.market_db),
+        "ORCHESTRATOR_STATE_DIR": str(config.state_dir),
+    }
+    outcome = AttemptOutcome("permanent", "never attempted")
+    attempt_number = 0
+    for attempt_number in range(1, task.retry.attempts + 1):
+        attempt_started = clock()
+        command = child_command(config, task, config_json, period, as_of, attempt_started)
+        outcome = run_attempt(command, env, task.max_runtime_seconds)
+        store.record_attempt(Attempt(
+            task_name=task.name, period=str(period), attempt=attempt_number,
+            started_at=attempt_started, finished_at=clock(), outcome=outcome.outcome,
+            error_message=outcome.error,
+            records_processed=outcome.result.get("records_processed"),
+            rows_rejected=outcome.result.get("rows_rejected"),
+            data_as_of=_parse_time(outcome.result.get("data_as_of")),
+        ))
+        if outcome.ok or not outcome.retryable or attempt_number == task.retry.attempts:
+            break
+        delay = max(task.retry.delay_before_retry(attempt_number), outcome.retry_after or 0.0)
+        logger.warning("%s attempt %d/%d failed (%s); retrying in %.0f s", task.name,
+                       attempt_number, task.retry.attempts, clean_error(outcome.error or ""),
+                       delay)
+        sleeper(delay)
+
+    finished = clock()
+    record = {
+        "task": task.name,
+        "family": task.family,
+        "period": str(period),
+        "session": str(period.session),
+        "slot": period.slot,
+        "as_of": as_of.isoformat(),
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "duration_seconds": round((finished - started).total_seconds(), 3),
+        "attempts": attempt_number,
+        "degraded_inputs": degraded_inputs,
+    }
+    if outcome.ok:
+        status = sentinel.DEGRADED if degraded_inputs else sentinel.SUCCESS
+        records = int(outcome.result.get("records_processed") or 0)
+        store.record_success(task.name, started, finished, records, degraded=bool(degraded_inputs))
+        sentinel.write_sentinel(output, {
+            **record, "status": status, "records_processed": records,
+            "rows_rejected": int(outcome.result.get("rows_rejected") or 0),
+            "data_as_of": outcome.result.get("data_as_of"),
+        })
+        logger.info("%s %s: %s, %d records in %.1f s", task.name, period, status, records,
+                    record["duration_seconds"])
+        return RunReport(status, attempt_number, 0)
+
+    error = clean_error(outcome.error or "failed")
+    store.record_failure(task.name, finished, error)
+    logger.error("%s %s failed after %d attempt(s): %s", task.name, period, attempt_number, error)
+    if task.critical:
+        return RunReport("failed", attempt_number, 1, error)
+    sentinel.write_sentinel(output, {**record, "status": sentinel.FAILED, "error": error,
+                                     "records_processed": 0})
+    note_failed_sentinel(config.state_dir, output)
+    return RunReport(sentinel.FAILED, attempt_number, 0, error)
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _stop_on_signal(signum: int, _frame: object) -> None:
+    raise _Interrupted(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.task_runner",
+                                     description="Run one period of one pipeline task.")
+    parser.add_argument("--config-json", required=True, type=Path)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--session", required=True, type=date.fromisoformat)
+    parser.add_argument("--slot")
+    parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument("--input", nargs="*", default=[], type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s - %(levelname)s - %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S")
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    config = read_effective_config(args.config_json)
+    period = Period(args.session, args.slot)
+    try:
+        report = run_task(config, args.config_json, args.task, period, args.output, args.input)
+    except _Interrupted as stop:
+        StatusStore(config.status_db).record_failure(
+            args.task, datetime.now(UTC), f"interrupted by {stop}")
+        logger.error("%s %s interrupted by %s; no sentinel written", args.task, period, stop)
+        return 1
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

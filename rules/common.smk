@@ -1,0 +1,61 @@
+# Shared set-up of the workflow: validated config, the clock, the session and
+# slots being built, and the one command every task rule runs.
+import sys
+
+from orchestrator import workflow_support as support
+from orchestrator.clock import clock_for
+from orchestrator.config import write_effective_config
+from orchestrator.market_calendar import load_calendar
+
+
+PIPELINE = support.pipeline_config(config, workflow.configfiles)
+CONFIG_JSON = write_effective_config(PIPELINE)
+CALENDAR = load_calendar(PIPELINE.calendar_name, PIPELINE.cache_dir)
+NOW = clock_for(PIPELINE.now)()
+SESSION = support.session_of_run(PIPELINE, CALENDAR, NOW)
+
+# Every task rule's action: the runner (timeout, retries, status, sentinel).
+# {rule} is the task's name, so a rule and its config entry share one name.
+RUN_TASK = (
+    f"{sys.executable} -m orchestrator.task_runner --config-json {CONFIG_JSON}"
+    " --task {rule} --session {wildcards.session} --output {output} --input {input}"
+    " > {log} 2>&1"
+)
+RUN_SLOT_TASK = RUN_TASK + " --slot {wildcards.slot}"
+
+
+wildcard_constraints:
+    session=r"\d{4}-\d{2}-\d{2}",
+    slot=r"\d{4}",
+
+
+def get_daily_targets():
+    """Sentinels of every daily task for the session of this run."""
+    return support.daily_targets(PIPELINE, SESSION)
+
+
+def get_intraday_targets():
+    """Current-slot sentinels of the intraday tasks in scope now (none when closed)."""
+    return support.intraday_targets(PIPELINE, CALENDAR, NOW)
+
+
+def get_upstream_slot(upstream):
+    """Input function: ``upstream``'s sentinel for the slot a dependent reads."""
+
+    def upstream_target(wildcards):
+        slot = support.upstream_slot(PIPELINE, upstream, wildcards.slot)
+        return support.intraday_target(wildcards.session, upstream, slot)
+
+    return upstream_target
+
+
+def check_every_task_has_a_rule():
+    support.check_rules_match_config(PIPELINE, [r.name for r in workflow.rules], ["daily", "intraday"])
+
+
+onsuccess:
+    support.end_of_run(PIPELINE.state_dir)
+
+
+onerror:
+    support.end_of_run(PIPELINE.state_dir)
