@@ -12,19 +12,34 @@ exactly as the rules spell them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from orchestrator import sentinel
 from orchestrator.config import Config, build_config, read_yaml
-from orchestrator.errors import CalendarRangeError, ConfigError, UsageError
+from orchestrator.errors import CalendarRangeError, ConfigError, OrchestratorError, UsageError
 from orchestrator.market_calendar import MarketCalendar
 
 logger = logging.getLogger(__name__)
 
 TARGETS = Path("state/targets")
+
+
+@contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """Turn an ``OrchestratorError`` into a one-line message and exit status 1.
+
+    Snakemake prints an exception raised while parsing with a traceback;
+    ``SystemExit`` it passes through as a plain message.
+    """
+    try:
+        yield
+    except OrchestratorError as error:
+        sys.exit(f"error: {error}")
 
 
 def pipeline_config(snakemake_config: Mapping[str, Any], configfiles: Iterable[str]) -> Config:
@@ -84,9 +99,13 @@ def upstream_slot(config: Config, upstream: str, slot: str) -> str:
     return f"{floored // 60:02d}{floored % 60:02d}"
 
 
-def check_rules_match_config(config: Config, rule_names: Iterable[str], targets: Iterable[str]) -> None:
-    """Every task rule has a config entry and every config entry a rule."""
-    task_rules = set(rule_names) - set(targets)
+def check_rules_match_config(config: Config, rule_names: Iterable[str]) -> None:
+    """Every task rule has a config entry and every config entry a rule.
+
+    Called from the Snakefile after the rule files are included and before
+    the target rules are defined, so ``rule_names`` are the task rules.
+    """
+    task_rules = set(rule_names)
     configured = set(config.tasks)
     missing_entries = sorted(task_rules - configured)
     if missing_entries:
@@ -135,16 +154,15 @@ def end_of_run(state_dir: Path) -> None:
     """The workflow's ``onsuccess``/``onerror`` hook.
 
     Non-critical failures did not stop Snakemake (their dependents ran
-    degraded), but the run as a whole must still fail, so this raises once the
-    failed sentinels are cleared.
+    degraded), but the run as a whole must still fail, so this exits with
+    status 1 once the failed sentinels are cleared (``SystemExit`` is the one
+    exception Snakemake reports without a traceback).
     """
     removed = finish_run(state_dir)
     if removed:
-        from snakemake.exceptions import WorkflowError
-
         tasks = ", ".join(sorted(Path(path).stem if "/daily/" in path else Path(path).parent.name
                                  for path in removed))
-        raise WorkflowError(
-            f"non-critical task(s) failed: {tasks}; their dependents ran on the last good data "
+        sys.exit(
+            f"error: non-critical task(s) failed: {tasks}; their dependents ran on the last good data "
             "(degraded). See `orchestrator --health` and the task logs under state/logs/."
         )

@@ -8,11 +8,14 @@ from orchestrator.config import write_effective_config
 from orchestrator.market_calendar import load_calendar
 
 
-PIPELINE = support.pipeline_config(config, workflow.configfiles)
-CONFIG_JSON = write_effective_config(PIPELINE)
-CALENDAR = load_calendar(PIPELINE.calendar_name, PIPELINE.cache_dir)
-NOW = clock_for(PIPELINE.now)()
-SESSION = support.session_of_run(PIPELINE, CALENDAR, NOW)
+# A user's mistake (bad config, a session that is no trading day, a date past the
+# calendar's range) stops here with one line naming it, not a traceback.
+with support.exit_on_user_error():
+    PIPELINE = support.pipeline_config(config, workflow.configfiles)
+    CONFIG_JSON = write_effective_config(PIPELINE)
+    CALENDAR = load_calendar(PIPELINE.calendar_name, PIPELINE.cache_dir)
+    NOW = clock_for(PIPELINE.now)()
+    SESSION = support.session_of_run(PIPELINE, CALENDAR, NOW)
 
 # Every task rule's action: the runner (timeout, retries, status, sentinel).
 # {rule} is the task's name, so a rule and its config entry share one name.
@@ -50,7 +53,8 @@ def get_upstream_slot(upstream):
 
 
 def check_every_task_has_a_rule():
-    support.check_rules_match_config(PIPELINE, [r.name for r in workflow.rules], ["daily", "intraday"])
+    with support.exit_on_user_error():
+        support.check_rules_match_config(PIPELINE, [r.name for r in workflow.rules])
 
 
 onsuccess:

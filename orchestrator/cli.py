@@ -1,0 +1,386 @@
+"""The ``orchestrator`` command: one entry point for every way of running the pipeline.
+
+Exit status: 0 success; 1 a task failed (or, for ``--health``, a source is
+yellow; 2 when red); 2 bad usage or bad configuration; 3 already running.
+User mistakes print one sentence, never a traceback.
+
+Imports are deferred to the handlers: ``--health`` must start in a few
+hundredths of a second and cannot pay for pandas or Snakemake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_ALREADY_RUNNING = 3
+
+EXAMPLES = """\
+examples:
+  orchestrator --daily                      run today's daily pipeline (snakemake daily)
+  orchestrator --daily --dry-run            show what would run, and why
+  orchestrator --daily --session 2026-11-20 backfill a past session
+  orchestrator --intraday                   loop: prices every minute, features/signals every 5
+  orchestrator --intraday --once --dry-run  show what one tick would run now
+  orchestrator --full                       daily run, then the intraday loop until Ctrl+C
+  orchestrator --health                     green/yellow/red per source (--json for monitoring)
+  orchestrator --update-stale --dry-run     plan a refresh of stale sources
+  orchestrator schedule install --cron      print crontab lines (also --launchd, --systemd)
+
+exit status: 0 ok, 1 a task failed (health: 1 yellow, 2 red), 2 bad usage/config,
+3 already running.
+"""
+
+logger = logging.getLogger("orchestrator")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="orchestrator", description="Market-data pipeline orchestrator.",
+                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--daily", action="store_true", help="run the daily pipeline once")
+    mode.add_argument("--intraday", action="store_true", help="run the intraday loop")
+    mode.add_argument("--full", action="store_true", help="daily run, then the intraday loop")
+    mode.add_argument("--health", action="store_true", help="show the health dashboard")
+    mode.add_argument("--update-stale", action="store_true", help="re-run stale sources")
+    mode.add_argument("--check-config", action="store_true", help="validate config.yaml only")
+    parser.add_argument("command", nargs="*", help="`health`, `summary`, or `schedule install`")
+    parser.add_argument("--dry-run", "-n", action="store_true", help="show what would run")
+    parser.add_argument("--once", action="store_true", help="intraday: run one tick and exit")
+    parser.add_argument("--interval", type=float, help="intraday: seconds between ticks")
+    parser.add_argument("--cores", type=int, help="daily: cores for snakemake")
+    parser.add_argument("--session", help="daily/summary: a past session (YYYY-MM-DD)")
+    parser.add_argument("--scheduled", action="store_true",
+                        help="daily: do nothing unless a session has started (for cron)")
+    parser.add_argument("--json", action="store_true", help="health: one JSON document")
+    parser.add_argument("--min-staleness", choices=("yellow", "red"), default="yellow",
+                        help="update-stale: the least stale status to refresh")
+    parser.add_argument("--launchd", action="store_true", help="schedule: launchd plists")
+    parser.add_argument("--cron", action="store_true", help="schedule: crontab lines")
+    parser.add_argument("--systemd", action="store_true", help="schedule: systemd user units")
+    parser.add_argument("--dest", type=Path, help="schedule: where to write the files")
+    parser.add_argument("--config", type=Path, help="config file (default: config.yaml)")
+    parser.add_argument("--project", type=Path, help="project folder (default: found)")
+    return parser
+
+
+def find_project(explicit: Path | None) -> Path:
+    """The folder holding the Snakefile: ``--project``, the current one, or this install's."""
+    from orchestrator.errors import UsageError
+
+    candidates = [explicit] if explicit else [Path.cwd(), Path(__file__).resolve().parent.parent]
+    for candidate in candidates:
+        if candidate is not None and (candidate / "Snakefile").is_file():
+            return candidate.resolve()
+    raise UsageError(f"no Snakefile in {candidates[0]}; run from the project folder or pass "
+                     "--project")
+
+
+def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    intraday_only = [flag for flag, on in (("--once", args.once), ("--interval", args.interval))
+                     if on]
+    if intraday_only and not args.intraday:
+        parser.error(f"{intraday_only[0]} needs --intraday")
+    daily_only = [flag for flag, on in (("--cores", args.cores), ("--scheduled", args.scheduled))
+                  if on]
+    if daily_only and not (args.daily or args.full):
+        parser.error(f"{daily_only[0]} needs --daily")
+    if args.session and not (args.daily or args.command[:1] == ["summary"]):
+        parser.error("--session needs --daily (or the summary command)")
+    if args.interval is not None and args.interval <= 0:
+        parser.error("--interval must be a positive number of seconds")
+    if args.cores is not None and args.cores < 1:
+        parser.error("--cores must be at least 1")
+    if args.dry_run and (args.full or args.health or args.check_config):
+        parser.error("--dry-run works with --daily, --intraday and --update-stale")
+
+
+def setup_logging(state_dir: Path | None) -> None:
+    """Console with status marks, plus a rotating file under ``state/logs/``."""
+    from logging.handlers import RotatingFileHandler
+
+    formatter = logging.Formatter("%(asctime)s - %(levelname)s - %(message)s",
+                                  datefmt="%Y-%m-%d %H:%M:%S")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if state_dir is not None:
+        (state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        handlers.append(RotatingFileHandler(state_dir / "logs" / "orchestrator.log",
+                                            maxBytes=5_000_000, backupCount=5))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_usage(args, parser)
+    from orchestrator.errors import ConfigError, OrchestratorError, UsageError
+
+    try:
+        return _dispatch(args, parser)
+    except ConfigError as error:
+        print(f"orchestrator: bad configuration: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as error:
+        print(f"orchestrator: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OrchestratorError as error:
+        from orchestrator.snakemake_runs import AlreadyRunning
+
+        print(f"orchestrator: {error}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING if isinstance(error, AlreadyRunning) else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("orchestrator: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    project = find_project(args.project)
+    config_path = args.config or project / "config.yaml"
+    command = args.command
+    if args.health or command[:1] == ["health"]:
+        from orchestrator.health import main_health
+
+        return main_health(config_path, as_json=args.json)
+    from orchestrator.config import load_config
+
+    import os
+
+    os.chdir(project)  # Snakemake and the relative state/ paths work from here
+    config = load_config(config_path)
+    if args.check_config:
+        print(f"{config_path}: valid ({len(config.tasks)} tasks)")
+        return EXIT_OK
+    if command[:2] == ["schedule", "install"]:
+        return _schedule_install(args, parser, config)
+    if command[:1] == ["summary"]:
+        return _summary(config, args.session)
+    if command:
+        parser.error(f"unknown command {' '.join(command)!r}")
+    setup_logging(config.state_dir)
+    if args.daily:
+        return run_daily(config, args)
+    if args.intraday:
+        return run_intraday(config, args)
+    if args.full:
+        return run_full(config, args)
+    if args.update_stale:
+        return run_update_stale(config, args)
+    parser.print_help()
+    return EXIT_USAGE
+
+
+# -- handlers -------------------------------------------------------------------
+
+
+def _calendar(config):  # type: ignore[no-untyped-def]
+    from orchestrator.market_calendar import load_calendar
+
+    return load_calendar(config.calendar_name, config.cache_dir)
+
+
+def _now(config):  # type: ignore[no-untyped-def]
+    from orchestrator.clock import clock_for
+
+    return clock_for(config.now)()
+
+
+def _summary(config, session_text: str | None) -> int:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from orchestrator.run_summary import daily_summary
+
+    calendar = _calendar(config)
+    session = date.fromisoformat(session_text) if session_text else calendar.current_session(
+        _now(config))
+    text, ok = daily_summary(config, session)
+    print(text)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def run_daily(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    """``snakemake daily`` under the daily lock, then the run's summary."""
+    import signal
+    import threading
+    from dataclasses import replace
+    from datetime import date
+
+    from orchestrator.errors import UsageError
+    from orchestrator.run_summary import daily_summary
+    from orchestrator.snakemake_runs import (
+        SnakemakeCall,
+        exclusive,
+        family_lock_path,
+        run_snakemake,
+    )
+    from orchestrator.workflow_support import session_of_run
+
+    calendar = _calendar(config)
+    now = _now(config)
+    if args.scheduled and not _daily_is_due(config, calendar, now):
+        return EXIT_OK
+    overrides: list[str] = []
+    if args.session:
+        try:
+            config = replace(config, session=date.fromisoformat(args.session))
+        except ValueError:
+            raise UsageError(f"--session {args.session!r} is not a date (YYYY-MM-DD)") from None
+        overrides.append(f"session={args.session}")
+    if config.now is not None:
+        overrides.append(f"now={now.isoformat()}")
+    session = session_of_run(config, calendar, now)
+    call = SnakemakeCall(targets=("daily",), cores=args.cores or config.daily_cores,
+                         dry_run=args.dry_run, config_overrides=tuple(overrides))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    logger.info("▶ daily pipeline for session %s%s", session, " (dry run)" if args.dry_run else "")
+    with exclusive(family_lock_path(config.state_dir, "daily"), "a daily run"):
+        try:
+            code = run_snakemake(call, config.base_dir, stop_requested=stop)
+        except KeyboardInterrupt:
+            stop.set()
+            raise
+    if args.dry_run:
+        return EXIT_OK if code == 0 else EXIT_FAILED
+    text, ok = daily_summary(config, session)
+    print(text)
+    return EXIT_OK if code == 0 and ok else EXIT_FAILED
+
+
+def _daily_is_due(config, calendar, now) -> bool:  # type: ignore[no-untyped-def]
+    """For schedulers: a session today, in exchange time, and its start time has passed."""
+    local = now.astimezone(calendar.tz)
+    if not calendar.is_session(local.date()):
+        logger.info("• %s is not a %s session; nothing to do", local.date(), calendar.name)
+        return False
+    if local.time() < config.daily_start_time:
+        logger.info("• before the daily start time %s; nothing to do",
+                    config.daily_start_time.strftime("%H:%M"))
+        return False
+    return True
+
+
+def run_intraday(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    """The intraday loop (or one tick), holding the loop's lock."""
+    import signal
+
+    from orchestrator.clock import clock_for
+    from orchestrator.intraday_loop import IntradayLoop, LoopControl
+    from orchestrator.snakemake_runs import exclusive
+
+    control = LoopControl()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: control.request_stop())
+    loop = IntradayLoop(config, _calendar(config), clock_for(config.now),
+                        interval=args.interval or config.loop_interval_seconds,
+                        dry_run=args.dry_run, control=control)
+    lock = config.locks_dir / "intraday-loop.lock"
+    if args.once:
+        return loop.run(once=True)
+    with exclusive(lock, "the intraday loop"):
+        logger.info("▶ intraday loop every %.0f s (Ctrl+C stops after the current tick)",
+                    loop.interval)
+        return loop.run()
+
+
+def run_full(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    """The daily run, then the intraday loop in a child restarted with backoff if it dies."""
+    import signal
+    import subprocess
+    import threading
+
+    daily_code = run_daily(config, argparse.Namespace(**{**vars(args), "dry_run": False}))
+    if daily_code != EXIT_OK:
+        logger.warning("✗ the daily run had failures; starting the intraday loop anyway")
+    stop = threading.Event()
+    child: list[subprocess.Popen[bytes]] = []
+
+    def request_stop(*_: object) -> None:
+        stop.set()
+        if child and child[0].poll() is None:
+            child[0].send_signal(signal.SIGTERM)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, request_stop)
+    command = [sys.executable, "-m", "orchestrator.cli", "--intraday",
+               "--project", str(config.base_dir), "--config", config.source]
+    backoff = 5.0
+    while not stop.is_set():
+        child[:] = [subprocess.Popen(command)]
+        code = child[0].wait()
+        if stop.is_set():
+            break
+        if code == EXIT_ALREADY_RUNNING:
+            logger.error("✗ another intraday loop is running; --full stops")
+            return EXIT_ALREADY_RUNNING
+        logger.error("✗ the intraday loop exited with status %d; restarting in %.0f s", code,
+                     backoff)
+        stop.wait(backoff)
+        backoff = min(backoff * 2, 300.0)
+    logger.info("• stopped")
+    return daily_code
+
+
+def run_update_stale(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    """Force the stale sources of each family for the current period."""
+    from orchestrator.health import collect_health
+    from orchestrator.snakemake_runs import (
+        SnakemakeCall,
+        exclusive,
+        family_lock_path,
+        format_command,
+        run_snakemake,
+    )
+    from orchestrator.stale_plan import plan_stale_updates, snakemake_forcerun_args
+
+    calendar = _calendar(config)
+    now = _now(config)
+    report = collect_health(config, now, calendar)
+    plan = plan_stale_updates(report, args.min_staleness, config)
+    if not plan:
+        print(f"Nothing is stale at or beyond {args.min_staleness}.")
+        return EXIT_OK
+    for item in plan:
+        print(f"  {item.task} ({item.family}): {item.reason}")
+    worst = EXIT_OK
+    for family, snakemake_args in snakemake_forcerun_args(plan, config, calendar, now).items():
+        targets, forced = _split_forcerun(snakemake_args)
+        call = SnakemakeCall(targets=targets, cores=config.daily_cores, dry_run=args.dry_run,
+                             forcerun=forced)
+        print(f"{family}: {format_command(call.command(config.base_dir / 'Snakefile'))}")
+        with exclusive(family_lock_path(config.state_dir, family), f"a {family} run"):
+            code = run_snakemake(call, config.base_dir)
+        worst = max(worst, EXIT_OK if code == 0 else EXIT_FAILED)
+    return worst
+
+
+def _split_forcerun(snakemake_args: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if "--forcerun" not in snakemake_args:
+        return tuple(snakemake_args), ()
+    index = snakemake_args.index("--forcerun")
+    return tuple(snakemake_args[:index]), tuple(snakemake_args[index + 1:])
+
+
+def _schedule_install(args, parser, config) -> int:  # type: ignore[no-untyped-def]
+    kinds = [kind for kind in ("launchd", "cron", "systemd") if getattr(args, kind)]
+    if len(kinds) != 1:
+        parser.error("schedule install needs exactly one of --launchd, --cron, --systemd")
+    from orchestrator.schedule import install
+
+    install(kinds[0], config, args.dest, args.dry_run)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The intraday loop: the thin wrapper that asks for the current slots every tick.
+
+Each tick runs ``snakemake intraday``; the workflow decides which slots are
+current and Snakemake runs only what is due (a new 1-minute price slot, every
+fifth minute features and signals). Between ticks the loop sleeps the rest of
+its interval; ticks never overlap because they run one after another. While
+no intraday task is in scope it sleeps until the next scope window opens.
+
+Invariants:
+
+- one loop at a time: ``state/locks/intraday-loop.lock``; a second loop
+  raises ``AlreadyRunning`` naming the first;
+- a failed tick is logged and the loop goes on; a killed tick's stale
+  Snakemake lock is cleared by ``snakemake_runs.run_snakemake``;
+- a stop request (SIGTERM, Ctrl+C) lets the running tick finish; a second
+  one cuts it (the runners record the interruption, nothing is half-written);
+- intraday sentinels and logs of sessions older than ``keep_sessions`` are
+  pruned once per session.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from orchestrator.clock import Clock, Sleeper
+from orchestrator.config import Config
+from orchestrator.market_calendar import MarketCalendar
+from orchestrator.snakemake_runs import (
+    SnakemakeCall,
+    exclusive,
+    family_lock_path,
+    run_snakemake,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_CLOSED_SLEEP_SECONDS = 3600.0
+
+
+@dataclass
+class LoopControl:
+    """Stop requests from signal handlers: first ``finish``, then ``cut``."""
+
+    finish: threading.Event = field(default_factory=threading.Event)
+    cut: threading.Event = field(default_factory=threading.Event)
+
+    def request_stop(self) -> None:
+        if self.finish.is_set():
+            self.cut.set()
+        self.finish.set()
+
+
+@dataclass(frozen=True)
+class TickResult:
+    started: datetime
+    exit_code: int
+    seconds: float
+
+
+def any_in_scope(config: Config, calendar: MarketCalendar, now: datetime) -> bool:
+    return any(calendar.in_scope(now, task.hours) for task in config.family("intraday").values())
+
+
+def next_scope_start(config: Config, calendar: MarketCalendar, now: datetime) -> datetime:
+    """When the next intraday task comes into scope."""
+    return min(calendar.next_scope_start(now, task.hours)
+               for task in config.family("intraday").values())
+
+
+def prune_intraday(config: Config, calendar: MarketCalendar, now: datetime) -> list[Path]:
+    """Delete intraday sentinels and logs of sessions older than ``keep_sessions``."""
+    keep_from = calendar.trading_day(now)
+    for _ in range(config.keep_sessions - 1):
+        keep_from = calendar.previous_session(keep_from)
+    removed = []
+    for root in (config.targets_dir / "intraday", config.logs_dir / "intraday"):
+        if not root.is_dir():
+            continue
+        for session_dir in root.iterdir():
+            try:
+                session = date.fromisoformat(session_dir.name)
+            except ValueError:
+                continue
+            if session < keep_from:
+                shutil.rmtree(session_dir, ignore_errors=True)
+                removed.append(session_dir)
+    snakemake_logs = config.base_dir / ".snakemake" / "log"
+    if snakemake_logs.is_dir():
+        cutoff = time.time() - config.keep_sessions * 86400
+        for log in snakemake_logs.iterdir():
+            if log.stat().st_mtime < cutoff:
+                log.unlink(missing_ok=True)
+    return removed
+
+
+class IntradayLoop:
+    """Runs ticks until stopped; ``once`` runs a single tick."""
+
+    def __init__(self, config: Config, calendar: MarketCalendar, clock: Clock,
+                 interval: float, dry_run: bool = False, control: LoopControl | None = None,
+                 run_tick: object = None, sleeper: Sleeper | None = None) -> None:
+        self.config = config
+        self.calendar = calendar
+        self.clock = clock
+        self.interval = interval
+        self.dry_run = dry_run
+        self.control = control or LoopControl()
+        # Injected in tests; by default a real `snakemake intraday`.
+        self._run_tick = run_tick or self._snakemake_tick
+        self._pruned_for: date | None = None
+        # Waking early on a stop request; tests pass a sleeper that moves their clock.
+        self._sleeper = sleeper or (lambda seconds: self.control.finish.wait(timeout=seconds))
+
+    def _snakemake_tick(self) -> int:
+        overrides = ()
+        if self.config.now is not None:
+            overrides = (f"now={self.clock().isoformat()}",)
+        call = SnakemakeCall(targets=("intraday",), cores=2, dry_run=self.dry_run,
+                             config_overrides=overrides, quiet=not self.dry_run)
+        with exclusive(family_lock_path(self.config.state_dir, "intraday"), "an intraday run"):
+            return run_snakemake(call, self.config.base_dir, stop_requested=self.control.cut)
+
+    def tick(self) -> TickResult:
+        started = self.clock()
+        began = time.monotonic()
+        try:
+            code = int(self._run_tick())  # type: ignore[operator]
+        except Exception as error:  # a failed tick must not end the loop
+            logger.error("✗ tick at %s crashed: %s", started.isoformat(timespec="seconds"), error)
+            code = 1
+        seconds = time.monotonic() - began
+        mark = "✓" if code == 0 else "✗"
+        level = logging.INFO if code == 0 else logging.ERROR
+        logger.log(level, "%s intraday tick at %s finished in %.1f s (exit %d)", mark,
+                   started.astimezone(self.calendar.tz).strftime("%H:%M:%S"), seconds, code)
+        self._prune_once_per_session(started)
+        return TickResult(started, code, seconds)
+
+    def _prune_once_per_session(self, now: datetime) -> None:
+        session = self.calendar.trading_day(now)
+        if session != self._pruned_for and not self.dry_run:
+            removed = prune_intraday(self.config, self.calendar, now)
+            if removed:
+                logger.info("pruned intraday sentinels of %d old session(s)", len(removed))
+            self._pruned_for = session
+
+    def run(self, once: bool = False) -> int:
+        """Tick until stopped; returns the last tick's exit code (0 if none ran)."""
+        last_code = 0
+        while not self.control.finish.is_set():
+            now = self.clock()
+            if not any_in_scope(self.config, self.calendar, now):
+                if once:
+                    logger.info("• no intraday task is in scope at %s; nothing to run",
+                                now.astimezone(self.calendar.tz).strftime("%Y-%m-%d %H:%M %Z"))
+                    return 0
+                wake = next_scope_start(self.config, self.calendar, now)
+                logger.info("• market closed; sleeping until %s",
+                            wake.astimezone(self.calendar.tz).strftime("%Y-%m-%d %H:%M %Z"))
+                self._sleep(min((wake - now).total_seconds(), MAX_CLOSED_SLEEP_SECONDS))
+                continue
+            result = self.tick()
+            last_code = result.exit_code
+            if once:
+                return last_code
+            self._sleep(max(self.interval - result.seconds, 0.0))
+        logger.info("• intraday loop stopped")
+        return last_code
+
+    def _sleep(self, seconds: float) -> None:
+        self._sleeper(max(seconds, 0.0))

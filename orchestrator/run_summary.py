@@ -1,0 +1,50 @@
+"""The short report printed after a daily run: what ran, records, durations, failures.
+
+It reads the session's sentinels (what was built, degraded or failed) and the
+status store (why a task has no sentinel: its last error). Cheap: no pandas.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from orchestrator import sentinel
+from orchestrator.config import Config
+from orchestrator.status_store import StatusStore
+
+
+def daily_summary(config: Config, session: date) -> tuple[str, bool]:
+    """The summary table of ``session`` and whether every daily task succeeded."""
+    statuses = StatusStore(config.status_db).task_statuses() if config.status_db.exists() else {}
+    rows = []
+    all_ok = True
+    total_records = 0
+    for name in config.family("daily"):
+        record = sentinel.read_sentinel(sentinel.daily_target(config.targets_dir, session, name))
+        if record is None:
+            status = statuses.get(name, {})
+            error = status.get("last_error_message") if status.get("status") == "FAILED" else None
+            rows.append((name, "failed" if error else "not built", "-", "-", "-", error or ""))
+            all_ok = False
+            continue
+        records = int(record.get("records_processed") or 0)
+        total_records += records
+        note = record.get("error") or ""
+        if record.get("degraded_inputs"):
+            note = f"inputs failed: {', '.join(record['degraded_inputs'])}"
+        all_ok = all_ok and record.get("status") == sentinel.SUCCESS
+        rows.append((
+            name, str(record.get("status")), str(records),
+            f"{float(record.get('duration_seconds') or 0):.1f}s", str(record.get("attempts", 1)),
+            note,
+        ))
+    header = ("task", "status", "records", "duration", "attempts", "note")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    lines = [f"Daily session {session}:"]
+    for row in [header, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        lines.append("  " + "  ".join(cells) + ("  " + row[-1] if row[-1] else ""))
+    built = sum(1 for row in rows if row[1] in (sentinel.SUCCESS, sentinel.DEGRADED))
+    lines.append(f"{built}/{len(rows)} tasks built, {total_records} records"
+                 + ("" if all_ok else "; see `orchestrator --health` and state/logs/"))
+    return "\n".join(lines), all_ok

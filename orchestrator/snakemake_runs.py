@@ -1,0 +1,194 @@
+"""Running Snakemake for one family of targets, one run at a time.
+
+Snakemake's own directory lock does not serialise overlapping runs (since
+9.17 every finishing run deletes the whole ``.snakemake/locks`` folder), so
+each family (``daily``, ``intraday``) has a ``filelock`` under
+``state/locks/``; the families' files are disjoint, so a daily run and
+intraday ticks may overlap freely.
+
+Holding the family lock also makes recovery safe: a run killed earlier may
+have left a stale Snakemake lock, which makes the next run fail with
+"Directory cannot be locked". When that happens the lock is cleared with
+``--unlock`` and the run tried once more; incomplete outputs are re-run by
+``--rerun-incomplete`` (set in the workflow profile and here).
+
+Snakemake is started in its own session so that a stop can signal the whole
+process group: Snakemake, the runners and the collectors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orchestrator.errors import OrchestratorError
+
+logger = logging.getLogger(__name__)
+
+LOCKED_MESSAGE = "Directory cannot be locked"
+STOP_GRACE_SECONDS = 10.0
+
+
+class AlreadyRunning(OrchestratorError):
+    """Another process holds the lock; the message names it."""
+
+
+def _holder_file(lock_path: Path) -> Path:
+    return lock_path.with_suffix(".holder")
+
+
+def describe_holder(lock_path: Path) -> str:
+    """Who holds ``lock_path``, as recorded when it was taken."""
+    try:
+        holder = json.loads(_holder_file(lock_path).read_text())
+    except (OSError, ValueError):
+        return "another process"
+    return f"pid {holder.get('pid')} ({holder.get('command')}, since {holder.get('since')})"
+
+
+@contextmanager
+def exclusive(lock_path: Path, purpose: str) -> Iterator[None]:
+    """Hold ``lock_path`` for the block, or raise ``AlreadyRunning`` at once."""
+    from filelock import FileLock, Timeout
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise AlreadyRunning(
+            f"{purpose} is already running: {describe_holder(lock_path)} holds {lock_path}"
+        ) from None
+    try:
+        _holder_file(lock_path).write_text(json.dumps({
+            "pid": os.getpid(),
+            "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        }))
+        yield
+    finally:
+        _holder_file(lock_path).unlink(missing_ok=True)
+        lock.release()
+
+
+def family_lock_path(state_dir: Path, family: str) -> Path:
+    return Path(state_dir) / "locks" / f"{family}.lock"
+
+
+@dataclass(frozen=True)
+class SnakemakeCall:
+    """One Snakemake invocation: targets first (``--forcerun`` swallows what follows)."""
+
+    targets: tuple[str, ...]
+    cores: int = 4
+    dry_run: bool = False
+    forcerun: tuple[str, ...] = ()
+    config_overrides: tuple[str, ...] = ()
+    quiet: bool = False
+
+    def command(self, snakefile: Path) -> list[str]:
+        command = [sys.executable, "-m", "snakemake", *self.targets,
+                   "--snakefile", str(snakefile), "--cores", str(self.cores),
+                   "--keep-going", "--rerun-incomplete"]
+        if self.dry_run:
+            command.append("--dry-run")
+        if self.quiet:
+            command += ["--quiet", "progress", "rules", "host"]
+        if self.config_overrides:
+            command += ["--config", *self.config_overrides]
+        if self.forcerun:
+            command += ["--forcerun", *self.forcerun]
+        return command
+
+
+class SnakemakeProcess:
+    """A running Snakemake in its own process group, its output relayed line by line."""
+
+    def __init__(self, command: list[str], cwd: Path, output: object = None) -> None:
+        self.output = output or sys.stdout
+        self.tail: list[str] = []
+        self.process = subprocess.Popen(
+            command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        self._relay = threading.Thread(target=self._relay_output, daemon=True)
+        self._relay.start()
+
+    def _relay_output(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.write(line)  # type: ignore[attr-defined]
+            self.tail = [*self.tail[-49:], line]
+        self.output.flush()  # type: ignore[attr-defined]
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self.process.wait(timeout=timeout)
+        self._relay.join(timeout=5)
+        return code
+
+    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> int:
+        """SIGTERM the whole group; SIGKILL what is left after ``grace_seconds``.
+
+        Runners catch SIGTERM, kill their collectors and record the
+        interruption; no sentinel is written for an interrupted task.
+        """
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                return self.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                continue
+        return self.wait()
+
+    @property
+    def hit_stale_lock(self) -> bool:
+        return any(LOCKED_MESSAGE in line for line in self.tail)
+
+
+def run_snakemake(call: SnakemakeCall, project_dir: Path, output: object = None,
+                  stop_requested: threading.Event | None = None) -> int:
+    """Run ``call`` in ``project_dir``; recover once from a stale Snakemake lock.
+
+    The caller holds the family lock. ``stop_requested`` set while running
+    stops Snakemake (group SIGTERM, then SIGKILL) and returns its status.
+    """
+    snakefile = Path(project_dir) / "Snakefile"
+    for attempt in (1, 2):
+        process = SnakemakeProcess(call.command(snakefile), project_dir, output)
+        code = _wait_or_stop(process, stop_requested)
+        if code == 0 or not process.hit_stale_lock or attempt == 2 or call.dry_run:
+            return code
+        logger.warning("a killed run left a stale Snakemake lock; clearing it and retrying")
+        subprocess.run([sys.executable, "-m", "snakemake", *call.targets, "--snakefile",
+                        str(snakefile), "--unlock", "--cores", "1"], cwd=project_dir,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return code
+
+
+def _wait_or_stop(process: SnakemakeProcess, stop_requested: threading.Event | None) -> int:
+    while True:
+        try:
+            return process.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            if stop_requested is not None and stop_requested.is_set():
+                logger.warning("stop requested: stopping snakemake and its running tasks")
+                return process.stop()
+
+
+def format_command(command: Sequence[str]) -> str:
+    """A command line for messages, with the interpreter shortened to ``python``."""
+    shown = ["python" if part == sys.executable else part for part in command]
+    return " ".join(shown)
