@@ -45,8 +45,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="orchestrator", description="Market-data pipeline orchestrator.",
-                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="orchestrator",
+        description="Market-data pipeline orchestrator.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--daily", action="store_true", help="run the daily pipeline once")
     mode.add_argument("--intraday", action="store_true", help="run the intraday loop")
@@ -60,11 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--interval", type=float, help="intraday: seconds between ticks")
     parser.add_argument("--cores", type=int, help="daily: cores for snakemake")
     parser.add_argument("--session", help="daily/summary: a past session (YYYY-MM-DD)")
-    parser.add_argument("--scheduled", action="store_true",
-                        help="daily: do nothing unless a session has started (for cron)")
+    parser.add_argument(
+        "--scheduled",
+        action="store_true",
+        help="daily: do nothing unless a session has started (for cron)",
+    )
     parser.add_argument("--json", action="store_true", help="health: one JSON document")
-    parser.add_argument("--min-staleness", choices=("yellow", "red"), default="yellow",
-                        help="update-stale: the least stale status to refresh")
+    parser.add_argument(
+        "--min-staleness",
+        choices=("yellow", "red"),
+        default="yellow",
+        help="update-stale: the least stale status to refresh",
+    )
     parser.add_argument("--launchd", action="store_true", help="schedule: launchd plists")
     parser.add_argument("--cron", action="store_true", help="schedule: crontab lines")
     parser.add_argument("--systemd", action="store_true", help="schedule: systemd user units")
@@ -82,17 +93,20 @@ def find_project(explicit: Path | None) -> Path:
     for candidate in candidates:
         if candidate is not None and (candidate / "Snakefile").is_file():
             return candidate.resolve()
-    raise UsageError(f"no Snakefile in {candidates[0]}; run from the project folder or pass "
-                     "--project")
+    raise UsageError(
+        f"no Snakefile in {candidates[0]}; run from the project folder or pass --project"
+    )
 
 
 def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    intraday_only = [flag for flag, on in (("--once", args.once), ("--interval", args.interval))
-                     if on]
+    intraday_only = [
+        flag for flag, on in (("--once", args.once), ("--interval", args.interval)) if on
+    ]
     if intraday_only and not args.intraday:
         parser.error(f"{intraday_only[0]} needs --intraday")
-    daily_only = [flag for flag, on in (("--cores", args.cores), ("--scheduled", args.scheduled))
-                  if on]
+    daily_only = [
+        flag for flag, on in (("--cores", args.cores), ("--scheduled", args.scheduled)) if on
+    ]
     if daily_only and not (args.daily or args.full):
         parser.error(f"{daily_only[0]} needs --daily")
     if args.session and not (args.daily or args.command[:1] == ["summary"]):
@@ -109,13 +123,17 @@ def setup_logging(state_dir: Path | None) -> None:
     """Console with status marks, plus a rotating file under ``state/logs/``."""
     from logging.handlers import RotatingFileHandler
 
-    formatter = logging.Formatter("%(asctime)s - %(levelname)s - %(message)s",
-                                  datefmt="%Y-%m-%d %H:%M:%S")
+    formatter = logging.Formatter(
+        "%(asctime)s - %(levelname)s - %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
+    )
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if state_dir is not None:
         (state_dir / "logs").mkdir(parents=True, exist_ok=True)
-        handlers.append(RotatingFileHandler(state_dir / "logs" / "orchestrator.log",
-                                            maxBytes=5_000_000, backupCount=5))
+        handlers.append(
+            RotatingFileHandler(
+                state_dir / "logs" / "orchestrator.log", maxBytes=5_000_000, backupCount=5
+            )
+        )
     for handler in handlers:
         handler.setFormatter(formatter)
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
@@ -153,9 +171,9 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from orchestrator.health import main_health
 
         return main_health(config_path, as_json=args.json)
-    from orchestrator.config import load_config
-
     import os
+
+    from orchestrator.config import load_config
 
     os.chdir(project)  # Snakemake and the relative state/ paths work from here
     config = load_config(config_path)
@@ -202,8 +220,9 @@ def _summary(config, session_text: str | None) -> int:  # type: ignore[no-untype
     from orchestrator.run_summary import daily_summary
 
     calendar = _calendar(config)
-    session = date.fromisoformat(session_text) if session_text else calendar.current_session(
-        _now(config))
+    session = (
+        date.fromisoformat(session_text) if session_text else calendar.current_session(_now(config))
+    )
     text, ok = daily_summary(config, session)
     print(text)
     return EXIT_OK if ok else EXIT_FAILED
@@ -240,8 +259,12 @@ def run_daily(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyp
     if config.now is not None:
         overrides.append(f"now={now.isoformat()}")
     session = session_of_run(config, calendar, now)
-    call = SnakemakeCall(targets=("daily",), cores=args.cores or config.daily_cores,
-                         dry_run=args.dry_run, config_overrides=tuple(overrides))
+    call = SnakemakeCall(
+        targets=("daily",),
+        cores=args.cores or config.daily_cores,
+        dry_run=args.dry_run,
+        config_overrides=tuple(overrides),
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     logger.info("▶ daily pipeline for session %s%s", session, " (dry run)" if args.dry_run else "")
@@ -265,8 +288,10 @@ def _daily_is_due(config, calendar, now) -> bool:  # type: ignore[no-untyped-def
         logger.info("• %s is not a %s session; nothing to do", local.date(), calendar.name)
         return False
     if local.time() < config.daily_start_time:
-        logger.info("• before the daily start time %s; nothing to do",
-                    config.daily_start_time.strftime("%H:%M"))
+        logger.info(
+            "• before the daily start time %s; nothing to do",
+            config.daily_start_time.strftime("%H:%M"),
+        )
         return False
     return True
 
@@ -282,15 +307,21 @@ def run_intraday(config, args: argparse.Namespace) -> int:  # type: ignore[no-un
     control = LoopControl()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: control.request_stop())
-    loop = IntradayLoop(config, _calendar(config), clock_for(config.now),
-                        interval=args.interval or config.loop_interval_seconds,
-                        dry_run=args.dry_run, control=control)
+    loop = IntradayLoop(
+        config,
+        _calendar(config),
+        clock_for(config.now),
+        interval=args.interval or config.loop_interval_seconds,
+        dry_run=args.dry_run,
+        control=control,
+    )
     lock = config.locks_dir / "intraday-loop.lock"
     if args.once:
         return loop.run(once=True)
     with exclusive(lock, "the intraday loop"):
-        logger.info("▶ intraday loop every %.0f s (Ctrl+C stops after the current tick)",
-                    loop.interval)
+        logger.info(
+            "▶ intraday loop every %.0f s (Ctrl+C stops after the current tick)", loop.interval
+        )
         return loop.run()
 
 
@@ -313,8 +344,16 @@ def run_full(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, request_stop)
-    command = [sys.executable, "-m", "orchestrator.cli", "--intraday",
-               "--project", str(config.base_dir), "--config", config.source]
+    command = [
+        sys.executable,
+        "-m",
+        "orchestrator.cli",
+        "--intraday",
+        "--project",
+        str(config.base_dir),
+        "--config",
+        config.source,
+    ]
     backoff = 5.0
     while not stop.is_set():
         child[:] = [subprocess.Popen(command)]
@@ -324,8 +363,9 @@ def run_full(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
         if code == EXIT_ALREADY_RUNNING:
             logger.error("✗ another intraday loop is running; --full stops")
             return EXIT_ALREADY_RUNNING
-        logger.error("✗ the intraday loop exited with status %d; restarting in %.0f s", code,
-                     backoff)
+        logger.error(
+            "✗ the intraday loop exited with status %d; restarting in %.0f s", code, backoff
+        )
         stop.wait(backoff)
         backoff = min(backoff * 2, 300.0)
     logger.info("• stopped")
@@ -356,8 +396,9 @@ def run_update_stale(config, args: argparse.Namespace) -> int:  # type: ignore[n
     worst = EXIT_OK
     for family, snakemake_args in snakemake_forcerun_args(plan, config, calendar, now).items():
         targets, forced = _split_forcerun(snakemake_args)
-        call = SnakemakeCall(targets=targets, cores=config.daily_cores, dry_run=args.dry_run,
-                             forcerun=forced)
+        call = SnakemakeCall(
+            targets=targets, cores=config.daily_cores, dry_run=args.dry_run, forcerun=forced
+        )
         print(f"{family}: {format_command(call.command(config.base_dir / 'Snakefile'))}")
         with exclusive(family_lock_path(config.state_dir, family), f"a {family} run"):
             code = run_snakemake(call, config.base_dir)
@@ -369,7 +410,7 @@ def _split_forcerun(snakemake_args: list[str]) -> tuple[tuple[str, ...], tuple[s
     if "--forcerun" not in snakemake_args:
         return tuple(snakemake_args), ()
     index = snakemake_args.index("--forcerun")
-    return tuple(snakemake_args[:index]), tuple(snakemake_args[index + 1:])
+    return tuple(snakemake_args[:index]), tuple(snakemake_args[index + 1 :])
 
 
 def _schedule_install(args, parser, config) -> int:  # type: ignore[no-untyped-def]

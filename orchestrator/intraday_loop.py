@@ -69,8 +69,9 @@ def any_in_scope(config: Config, calendar: MarketCalendar, now: datetime) -> boo
 
 def next_scope_start(config: Config, calendar: MarketCalendar, now: datetime) -> datetime:
     """When the next intraday task comes into scope."""
-    return min(calendar.next_scope_start(now, task.hours)
-               for task in config.family("intraday").values())
+    return min(
+        calendar.next_scope_start(now, task.hours) for task in config.family("intraday").values()
+    )
 
 
 def prune_intraday(config: Config, calendar: MarketCalendar, now: datetime) -> list[Path]:
@@ -102,9 +103,17 @@ def prune_intraday(config: Config, calendar: MarketCalendar, now: datetime) -> l
 class IntradayLoop:
     """Runs ticks until stopped; ``once`` runs a single tick."""
 
-    def __init__(self, config: Config, calendar: MarketCalendar, clock: Clock,
-                 interval: float, dry_run: bool = False, control: LoopControl | None = None,
-                 run_tick: object = None, sleeper: Sleeper | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        calendar: MarketCalendar,
+        clock: Clock,
+        interval: float,
+        dry_run: bool = False,
+        control: LoopControl | None = None,
+        run_tick: object = None,
+        sleeper: Sleeper | None = None,
+    ) -> None:
         self.config = config
         self.calendar = calendar
         self.clock = clock
@@ -121,8 +130,13 @@ class IntradayLoop:
         overrides = ()
         if self.config.now is not None:
             overrides = (f"now={self.clock().isoformat()}",)
-        call = SnakemakeCall(targets=("intraday",), cores=2, dry_run=self.dry_run,
-                             config_overrides=overrides, quiet=not self.dry_run)
+        call = SnakemakeCall(
+            targets=("intraday",),
+            cores=2,
+            dry_run=self.dry_run,
+            config_overrides=overrides,
+            quiet=not self.dry_run,
+        )
         with exclusive(family_lock_path(self.config.state_dir, "intraday"), "an intraday run"):
             return run_snakemake(call, self.config.base_dir, stop_requested=self.control.cut)
 
@@ -137,8 +151,14 @@ class IntradayLoop:
         seconds = time.monotonic() - began
         mark = "✓" if code == 0 else "✗"
         level = logging.INFO if code == 0 else logging.ERROR
-        logger.log(level, "%s intraday tick at %s finished in %.1f s (exit %d)", mark,
-                   started.astimezone(self.calendar.tz).strftime("%H:%M:%S"), seconds, code)
+        logger.log(
+            level,
+            "%s intraday tick at %s finished in %.1f s (exit %d)",
+            mark,
+            started.astimezone(self.calendar.tz).strftime("%H:%M:%S"),
+            seconds,
+            code,
+        )
         self._prune_once_per_session(started)
         return TickResult(started, code, seconds)
 
@@ -157,12 +177,16 @@ class IntradayLoop:
             now = self.clock()
             if not any_in_scope(self.config, self.calendar, now):
                 if once:
-                    logger.info("• no intraday task is in scope at %s; nothing to run",
-                                now.astimezone(self.calendar.tz).strftime("%Y-%m-%d %H:%M %Z"))
+                    logger.info(
+                        "• no intraday task is in scope at %s; nothing to run",
+                        now.astimezone(self.calendar.tz).strftime("%Y-%m-%d %H:%M %Z"),
+                    )
                     return 0
                 wake = next_scope_start(self.config, self.calendar, now)
-                logger.info("• market closed; sleeping until %s",
-                            wake.astimezone(self.calendar.tz).strftime("%Y-%m-%d %H:%M %Z"))
+                logger.info(
+                    "• market closed; sleeping until %s",
+                    wake.astimezone(self.calendar.tz).strftime("%Y-%m-%d %H:%M %Z"),
+                )
                 self._sleep(min((wake - now).total_seconds(), MAX_CLOSED_SLEEP_SECONDS))
                 continue
             result = self.tick()

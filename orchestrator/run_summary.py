@@ -33,11 +33,16 @@ def daily_summary(config: Config, session: date) -> tuple[str, bool]:
         if record.get("degraded_inputs"):
             note = f"inputs failed: {', '.join(record['degraded_inputs'])}"
         all_ok = all_ok and record.get("status") == sentinel.SUCCESS
-        rows.append((
-            name, str(record.get("status")), str(records),
-            f"{float(record.get('duration_seconds') or 0):.1f}s", str(record.get("attempts", 1)),
-            note,
-        ))
+        rows.append(
+            (
+                name,
+                str(record.get("status")),
+                str(records),
+                f"{float(record.get('duration_seconds') or 0):.1f}s",
+                str(record.get("attempts", 1)),
+                note,
+            )
+        )
     header = ("task", "status", "records", "duration", "attempts", "note")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     lines = [f"Daily session {session}:"]
@@ -45,6 +50,8 @@ def daily_summary(config: Config, session: date) -> tuple[str, bool]:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         lines.append("  " + "  ".join(cells) + ("  " + row[-1] if row[-1] else ""))
     built = sum(1 for row in rows if row[1] in (sentinel.SUCCESS, sentinel.DEGRADED))
-    lines.append(f"{built}/{len(rows)} tasks built, {total_records} records"
-                 + ("" if all_ok else "; see `orchestrator --health` and state/logs/"))
+    lines.append(
+        f"{built}/{len(rows)} tasks built, {total_records} records"
+        + ("" if all_ok else "; see `orchestrator --health` and state/logs/")
+    )
     return "\n".join(lines), all_ok

@@ -38,6 +38,24 @@ def intraday_target(targets_dir: Path, session: date | str, task: str, slot: str
     return Path(targets_dir) / "intraday" / str(session) / task / f"{slot}.json"
 
 
+def parse_target(path: Path | str) -> tuple[str, date, str, str | None]:
+    """``(family, session, task, slot)`` named by a sentinel path (slot ``None`` for daily).
+
+    Raises ``ValueError`` for a path that is not a sentinel target.
+    """
+    parts = Path(path).parts
+    try:
+        index = len(parts) - 1 - parts[::-1].index("targets")
+    except ValueError:
+        raise ValueError(f"{path} is not under a targets/ folder") from None
+    tail = parts[index + 1 :]
+    if len(tail) == 3 and tail[0] == "daily" and tail[2].endswith(".json"):
+        return "daily", date.fromisoformat(tail[1]), tail[2].removesuffix(".json"), None
+    if len(tail) == 4 and tail[0] == "intraday" and tail[3].endswith(".json"):
+        return "intraday", date.fromisoformat(tail[1]), tail[2], tail[3].removesuffix(".json")
+    raise ValueError(f"{path} is not a daily or intraday sentinel path")
+
+
 def write_sentinel(path: Path, record: dict[str, Any]) -> None:
     """Write ``record`` to ``path`` atomically."""
     path = Path(path)

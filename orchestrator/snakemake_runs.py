@@ -70,11 +70,15 @@ def exclusive(lock_path: Path, purpose: str) -> Iterator[None]:
             f"{purpose} is already running: {describe_holder(lock_path)} holds {lock_path}"
         ) from None
     try:
-        _holder_file(lock_path).write_text(json.dumps({
-            "pid": os.getpid(),
-            "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),
-            "since": datetime.now(UTC).isoformat(timespec="seconds"),
-        }))
+        _holder_file(lock_path).write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),
+                    "since": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+            )
+        )
         yield
     finally:
         _holder_file(lock_path).unlink(missing_ok=True)
@@ -97,9 +101,18 @@ class SnakemakeCall:
     quiet: bool = False
 
     def command(self, snakefile: Path) -> list[str]:
-        command = [sys.executable, "-m", "snakemake", *self.targets,
-                   "--snakefile", str(snakefile), "--cores", str(self.cores),
-                   "--keep-going", "--rerun-incomplete"]
+        command = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            *self.targets,
+            "--snakefile",
+            str(snakefile),
+            "--cores",
+            str(self.cores),
+            "--keep-going",
+            "--rerun-incomplete",
+        ]
         if self.dry_run:
             command.append("--dry-run")
         if self.quiet:
@@ -118,8 +131,13 @@ class SnakemakeProcess:
         self.output = output or sys.stdout
         self.tail: list[str] = []
         self.process = subprocess.Popen(
-            command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            command,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         self._relay = threading.Thread(target=self._relay_output, daemon=True)
         self._relay.start()
@@ -158,8 +176,12 @@ class SnakemakeProcess:
         return any(LOCKED_MESSAGE in line for line in self.tail)
 
 
-def run_snakemake(call: SnakemakeCall, project_dir: Path, output: object = None,
-                  stop_requested: threading.Event | None = None) -> int:
+def run_snakemake(
+    call: SnakemakeCall,
+    project_dir: Path,
+    output: object = None,
+    stop_requested: threading.Event | None = None,
+) -> int:
     """Run ``call`` in ``project_dir``; recover once from a stale Snakemake lock.
 
     The caller holds the family lock. ``stop_requested`` set while running
@@ -172,9 +194,23 @@ def run_snakemake(call: SnakemakeCall, project_dir: Path, output: object = None,
         if code == 0 or not process.hit_stale_lock or attempt == 2 or call.dry_run:
             return code
         logger.warning("a killed run left a stale Snakemake lock; clearing it and retrying")
-        subprocess.run([sys.executable, "-m", "snakemake", *call.targets, "--snakefile",
-                        str(snakefile), "--unlock", "--cores", "1"], cwd=project_dir,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                *call.targets,
+                "--snakefile",
+                str(snakefile),
+                "--unlock",
+                "--cores",
+                "1",
+            ],
+            cwd=project_dir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
     return code
 
 

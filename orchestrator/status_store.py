@@ -15,6 +15,7 @@ which success rates and runtimes can be derived. Invariants:
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 from orchestrator.secrets import redact
 
 BUSY_TIMEOUT_SECONDS = 30
+INITIALISE_ATTEMPTS = 50
 MAX_ERROR_LENGTH = 500
 
 RUNNING = "RUNNING"
@@ -106,9 +108,25 @@ class StatusStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connection() as connection:
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.executescript(SCHEMA)
+        self._initialise()
+
+    def _initialise(self) -> None:
+        """Switch to WAL and create the tables, once, whoever comes first.
+
+        Switching the journal mode ignores the busy timeout, so tasks that
+        start together on a new database retry that step briefly.
+        """
+        for attempt in range(1, INITIALISE_ATTEMPTS + 1):
+            try:
+                with self._connection() as connection:
+                    if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        connection.execute("PRAGMA journal_mode = WAL")
+                    connection.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or attempt == INITIALISE_ATTEMPTS:
+                    raise
+                time.sleep(0.02 * attempt)
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -130,6 +148,14 @@ class StatusStore:
             connection.execute("COMMIT")
 
     # -- writes ---------------------------------------------------------------
+
+    @staticmethod
+    def _ensure_row(connection: sqlite3.Connection, task: str) -> None:
+        # A run stopped before its start was marked must still be counted.
+        connection.execute(
+            "INSERT INTO data_pipeline_status (task_name) VALUES (?) ON CONFLICT DO NOTHING",
+            (task,),
+        )
 
     def mark_started(self, task: str, now: datetime) -> None:
         """Record that ``task`` started; counters are left as they are."""
@@ -175,6 +201,7 @@ class StatusStore:
         """Close a run that succeeded; the running average covers successful runs."""
         runtime = (finished - started).total_seconds()
         with self._transaction() as connection:
+            self._ensure_row(connection, task)
             connection.execute(
                 "UPDATE data_pipeline_status SET last_run_end = ?, last_success = ?, "
                 "consecutive_failures = 0, total_runs = total_runs + 1, "
@@ -197,6 +224,7 @@ class StatusStore:
     def record_failure(self, task: str, finished: datetime, error_message: str) -> None:
         """Close a run that failed after all its attempts."""
         with self._transaction() as connection:
+            self._ensure_row(connection, task)
             connection.execute(
                 "UPDATE data_pipeline_status SET last_run_end = ?, last_failure = ?, "
                 "consecutive_failures = consecutive_failures + 1, total_runs = total_runs + 1, "

@@ -281,8 +281,8 @@ def run_task(
         "session": str(period.session),
         "slot": period.slot,
         "as_of": as_of.isoformat(),
-        "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": finished.isoformat(timespec="seconds"),
+        "started_at": started.isoformat(timespec="milliseconds"),
+        "finished_at": finished.isoformat(timespec="milliseconds"),
         "duration_seconds": round((finished - started).total_seconds(), 3),
         "attempts": attempt_number,
         "degraded_inputs": degraded_inputs,
@@ -326,13 +326,13 @@ def _stop_on_signal(signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orchestrator.task_runner",
-                                     description="Run one period of one pipeline task.")
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestrator.task_runner",
+        description="Run one period of one pipeline task; the sentinel path names both.")
     parser.add_argument("--config-json", required=True, type=Path)
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--session", required=True, type=date.fromisoformat)
-    parser.add_argument("--slot")
-    parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument("--output", required=True, type=Path,
+                        help="state/targets/daily/<session>/<task>.json or "
+                             "state/targets/intraday/<session>/<task>/<HHMM>.json")
     parser.add_argument("--input", nargs="*", default=[], type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -340,14 +340,18 @@ def main(argv: list[str] | None = None) -> int:
                         datefmt="%Y-%m-%d %H:%M:%S")
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
-    config = read_effective_config(args.config_json)
-    period = Period(args.session, args.slot)
     try:
-        report = run_task(config, args.config_json, args.task, period, args.output, args.input)
+        _family, session, task, slot = sentinel.parse_target(args.output)
+    except ValueError as error:
+        parser.error(str(error))
+    config = read_effective_config(args.config_json)
+    period = Period(session, slot)
+    try:
+        report = run_task(config, args.config_json, task, period, args.output, args.input)
     except _Interrupted as stop:
         StatusStore(config.status_db).record_failure(
-            args.task, datetime.now(UTC), f"interrupted by {stop}")
-        logger.error("%s %s interrupted by %s; no sentinel written", args.task, period, stop)
+            task, datetime.now(UTC), f"interrupted by {stop}")
+        logger.error("%s %s interrupted by %s; no sentinel written", task, period, stop)
         return 1
     return report.exit_code
 

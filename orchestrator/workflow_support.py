@@ -87,7 +87,9 @@ def intraday_targets(config: Config, calendar: MarketCalendar, now: datetime) ->
     for name, task in config.family("intraday").items():
         if calendar.in_scope(now, task.hours):
             session = calendar.trading_day(now)
-            targets.append(intraday_target(session, name, calendar.slot(now, task.interval_seconds)))
+            targets.append(
+                intraday_target(session, name, calendar.slot(now, task.interval_seconds))
+            )
     return targets
 
 
@@ -109,12 +111,16 @@ def check_rules_match_config(config: Config, rule_names: Iterable[str]) -> None:
     configured = set(config.tasks)
     missing_entries = sorted(task_rules - configured)
     if missing_entries:
-        raise ConfigError(config.source, f"tasks.{missing_entries[0]}",
-                          "the workflow has this rule but the config has no entry for it")
+        raise ConfigError(
+            config.source,
+            f"tasks.{missing_entries[0]}",
+            "the workflow has this rule but the config has no entry for it",
+        )
     missing_rules = sorted(configured - task_rules)
     if missing_rules:
-        raise ConfigError(config.source, f"tasks.{missing_rules[0]}",
-                          "no rule in rules/*.smk builds this task")
+        raise ConfigError(
+            config.source, f"tasks.{missing_rules[0]}", "no rule in rules/*.smk builds this task"
+        )
 
 
 def _failed_markers(state_dir: Path) -> Path:
@@ -160,9 +166,12 @@ def end_of_run(state_dir: Path) -> None:
     """
     removed = finish_run(state_dir)
     if removed:
-        tasks = ", ".join(sorted(Path(path).stem if "/daily/" in path else Path(path).parent.name
-                                 for path in removed))
+        tasks = ", ".join(
+            sorted(
+                Path(path).stem if "/daily/" in path else Path(path).parent.name for path in removed
+            )
+        )
         sys.exit(
-            f"error: non-critical task(s) failed: {tasks}; their dependents ran on the last good data "
-            "(degraded). See `orchestrator --health` and the task logs under state/logs/."
+            f"error: non-critical task(s) failed: {tasks}; their dependents ran on the last "
+            "good data (degraded). See `orchestrator --health` and the task logs under state/logs/."
         )

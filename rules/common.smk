@@ -7,7 +7,6 @@ from orchestrator.clock import clock_for
 from orchestrator.config import write_effective_config
 from orchestrator.market_calendar import load_calendar
 
-
 # A user's mistake (bad config, a session that is no trading day, a date past the
 # calendar's range) stops here with one line naming it, not a traceback.
 with support.exit_on_user_error():
@@ -17,14 +16,14 @@ with support.exit_on_user_error():
     NOW = clock_for(PIPELINE.now)()
     SESSION = support.session_of_run(PIPELINE, CALENDAR, NOW)
 
-# Every task rule's action: the runner (timeout, retries, status, sentinel).
-# {rule} is the task's name, so a rule and its config entry share one name.
+# What every task runs is the task runner (timeout, retries, status, sentinel). The
+# sentinel path names the task, session and slot, so one command serves all rules.
+# `snakemake --lint` wants a conda env or container per task; every task runs
+# in the project's own virtualenv (sys.executable), so that lint is left standing.
 RUN_TASK = (
     f"{sys.executable} -m orchestrator.task_runner --config-json {CONFIG_JSON}"
-    " --task {rule} --session {wildcards.session} --output {output} --input {input}"
-    " > {log} 2>&1"
+    " --output {output} --input {input} > {log} 2>&1"
 )
-RUN_SLOT_TASK = RUN_TASK + " --slot {wildcards.slot}"
 
 
 wildcard_constraints:

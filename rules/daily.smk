@@ -2,6 +2,7 @@
 # Dependencies are the rules' inputs; settings come from config.yaml's tasks.
 # Targets: state/targets/daily/<session>/<task>.json (see orchestrator/sentinel.py).
 
+
 # Tier 0: the universe every other source reads.
 rule assets:
     output:

@@ -10,7 +10,7 @@ rule price_data:
     log:
         "state/logs/intraday/{session}/price_data/{slot}.log",
     shell:
-        RUN_SLOT_TASK
+        RUN_TASK
 
 
 rule intraday_features:
@@ -21,7 +21,7 @@ rule intraday_features:
     log:
         "state/logs/intraday/{session}/intraday_features/{slot}.log",
     shell:
-        RUN_SLOT_TASK
+        RUN_TASK
 
 
 rule intraday_signals:
@@ -32,4 +32,4 @@ rule intraday_signals:
     log:
         "state/logs/intraday/{session}/intraday_signals/{slot}.log",
     shell:
-        RUN_SLOT_TASK
+        RUN_TASK
