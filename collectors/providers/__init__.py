@@ -9,6 +9,7 @@ Credentials for real providers come from the environment (e.g.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from collectors.providers.base import Provider
@@ -25,9 +26,9 @@ def _synthetic(settings: Mapping[str, Any], calendar: MarketCalendar) -> Provide
 
 
 # name -> factory; a real provider adds one line here (and reads its key from os.environ).
-KNOWN_PROVIDERS: Mapping[str, Callable[[Mapping[str, Any], MarketCalendar], Provider]] = {
-    "synthetic": _synthetic,
-}
+KNOWN_PROVIDERS: Mapping[str, Callable[[Mapping[str, Any], MarketCalendar], Provider]] = (
+    MappingProxyType({"synthetic": _synthetic})
+)
 
 
 def get_provider(settings: Mapping[str, Any], calendar: MarketCalendar) -> Provider:

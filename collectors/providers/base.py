@@ -54,15 +54,11 @@ class Provider(Protocol):
         """Quarterly statements filed from ``since`` up to ``as_of``."""
         ...
 
-    def insider_trades(
-        self, symbols: Sequence[str], since: date, as_of: datetime
-    ) -> pd.DataFrame:
+    def insider_trades(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
         """Form-4-like insider transactions filed from ``since`` up to ``as_of``."""
         ...
 
-    def analyst_ratings(
-        self, symbols: Sequence[str], since: date, as_of: datetime
-    ) -> pd.DataFrame:
+    def analyst_ratings(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
         """Analyst rating changes published from ``since`` up to ``as_of``."""
         ...
 
@@ -74,9 +70,7 @@ class Provider(Protocol):
         """Headlines published from ``since`` up to ``as_of``."""
         ...
 
-    def options_chain(
-        self, symbols: Sequence[str], session: date, as_of: datetime
-    ) -> pd.DataFrame:
+    def options_chain(self, symbols: Sequence[str], session: date, as_of: datetime) -> pd.DataFrame:
         """An options snapshot (a few expiries x strikes) quoted at ``as_of``."""
         ...
 

@@ -94,7 +94,11 @@ def profiles(seed: int, symbols: Sequence[str]) -> SymbolProfiles:
     sector_index = np.minimum((draw(0) * len(SECTORS)).astype(np.int64), len(SECTORS) - 1)
     sector = np.asarray(SECTORS, dtype=object)[sector_index]
     name = (
-        pick(_NAME_FIRST, draw(1)) + " " + pick(_NAME_SECOND, draw(2)) + " " + pick(_NAME_SUFFIX, draw(3))
+        pick(_NAME_FIRST, draw(1))
+        + " "
+        + pick(_NAME_SECOND, draw(2))
+        + " "
+        + pick(_NAME_SUFFIX, draw(3))
     )
     industry = sector + " " + pick(_INDUSTRY_KIND, draw(4))
     pays_dividend = draw(9) < 0.55

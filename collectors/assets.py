@@ -1,0 +1,34 @@
+"""Asset universe: the listed symbols with name, sector, industry and exchange.
+
+The only collector that asks the provider for the universe; every other source
+reads it from the ``assets`` table (as of its own ``as_of``). ``available_ts``
+is the listing time (what point-in-time reads filter on); ``confirmed_ts`` is
+the newest ``as_of`` at which the provider listed the symbol (what freshness
+watches). It only moves forward, so a backfill does not make the list look
+stale, and re-running a session rewrites identical rows.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from collectors.context import CollectContext, CollectResult
+from collectors.market_store import epoch
+from collectors.support import open_store, provider, result
+
+logger = logging.getLogger(__name__)
+
+DATA_TIME_SQL = "SELECT MAX(confirmed_ts) FROM assets"
+
+
+def collect(ctx: CollectContext) -> CollectResult:
+    frame = provider(ctx).universe(ctx.as_of)
+    with open_store(ctx) as store:
+        known = store.query("SELECT symbol, confirmed_ts FROM assets")
+        previous = frame["symbol"].map(
+            dict(zip(known["symbol"], known["confirmed_ts"], strict=True))
+        )
+        frame["confirmed_ts"] = previous.fillna(0).astype("int64").clip(lower=epoch(ctx.as_of))
+        outcome = store.store(ctx.task, "assets", frame, as_of=ctx.as_of)
+        logger.info("%s: %d assets stored", ctx.task, outcome.written)
+        return result(store, ctx, {"assets": outcome}, time_column="confirmed_ts")

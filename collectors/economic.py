@@ -1,0 +1,25 @@
+"""Macro series (CPI, unemployment, policy rate, PMI, jobless claims) by release time.
+
+Each run fetches releases from the last ``options.lookback_days`` (default
+400) days up to ``ctx.as_of``; observations are immutable per (series, period).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from collectors.context import CollectContext, CollectResult
+from collectors.support import open_store, provider, result, since
+
+logger = logging.getLogger(__name__)
+
+DATA_TIME_SQL = "SELECT MAX(available_ts) FROM economic_series"
+DEFAULT_LOOKBACK_DAYS = 400
+
+
+def collect(ctx: CollectContext) -> CollectResult:
+    frame = provider(ctx).economic_series(since(ctx, DEFAULT_LOOKBACK_DAYS), ctx.as_of)
+    with open_store(ctx) as store:
+        outcome = store.store(ctx.task, "economic_series", frame, as_of=ctx.as_of)
+        logger.info("%s: %d observations stored", ctx.task, outcome.written)
+        return result(store, ctx, {"economic_series": outcome})

@@ -1,0 +1,517 @@
+"""The market-data store: one SQLite file, schema, validation and batch upserts.
+
+Invariants:
+
+- WAL journal, ``busy_timeout`` 30 s, parameterised SQL only; the schema is
+  created on open and creating it again changes nothing.
+- Every table has a natural primary key; writes are ``INSERT OR REPLACE`` of
+  rows sorted by that key, one transaction per batch, so storing the same
+  batch twice changes nothing.
+- Timestamps are INTEGER epoch seconds UTC in columns ending ``_ts``; dates are
+  ISO ``YYYY-MM-DD`` text. Every raw-data row has ``available_ts`` (when it
+  became knowable); derived rows have ``as_of_ts`` (the cutoff they were
+  computed at). Point-in-time reads filter on those columns.
+- Nothing bad is stored silently: rows failing validation go to
+  ``quarantine`` with their source, natural key, reason and payload; a batch
+  with rows but no good row raises ``DataValidationError``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orchestrator.errors import DataValidationError, PermanentError
+
+logger = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table: ordered columns with SQL types, natural key, and what to validate."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    prices: tuple[str, ...] = ()
+    ohlc: bool = False
+    non_negative: tuple[str, ...] = ()
+    symbol_column: str | None = "symbol"
+    time_column: str = "available_ts"  # compared with as_of: nothing from the future
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    @property
+    def nullable(self) -> frozenset[str]:
+        return frozenset(name for name, kind in self.columns if kind.endswith("NULL"))
+
+    def create_sql(self) -> str:
+        columns = ", ".join(
+            f"{name} {kind.removesuffix(' NULL') if kind.endswith('NULL') else kind + ' NOT NULL'}"
+            for name, kind in self.columns
+        )
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.name} ({columns}, "
+            f"PRIMARY KEY ({', '.join(self.key)})) WITHOUT ROWID"
+        )
+
+
+_OHLCV = (
+    ("open", "REAL"),
+    ("high", "REAL"),
+    ("low", "REAL"),
+    ("close", "REAL"),
+    ("volume", "REAL"),
+)
+
+TABLES: Mapping[str, TableSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            TableSpec(
+                "assets",
+                (("symbol", "TEXT"), ("name", "TEXT"), ("sector", "TEXT"), ("industry", "TEXT"),
+                 ("exchange", "TEXT"), ("available_ts", "INTEGER"), ("confirmed_ts", "INTEGER")),
+                ("symbol",),
+                symbol_column=None,
+            ),
+            TableSpec(
+                "prices_daily",
+                (("symbol", "TEXT"), ("session", "TEXT"), *_OHLCV, ("split_ratio", "REAL"),
+                 ("dividend", "REAL"), ("available_ts", "INTEGER")),
+                ("symbol", "session"),
+                prices=("open", "high", "low", "close", "split_ratio"),
+                ohlc=True,
+                non_negative=("volume", "dividend"),
+            ),
+            TableSpec(
+                "intraday_bars",
+                (("symbol", "TEXT"), ("session", "TEXT"), ("bar_ts", "INTEGER"), *_OHLCV,
+                 ("available_ts", "INTEGER")),
+                ("symbol", "bar_ts"),
+                prices=("open", "high", "low", "close"),
+                ohlc=True,
+                non_negative=("volume",),
+            ),
+            TableSpec(
+                "fundamentals",
+                (("symbol", "TEXT"), ("period_end", "TEXT"), ("fiscal_period", "TEXT"),
+                 ("revenue", "REAL"), ("net_income", "REAL"), ("eps", "REAL"),
+                 ("shares_outstanding", "REAL"), ("total_assets", "REAL"),
+                 ("total_debt", "REAL"), ("available_ts", "INTEGER")),
+                ("symbol", "period_end"),
+                prices=("shares_outstanding",),
+                non_negative=("total_assets", "total_debt"),
+            ),
+            TableSpec(
+                "insider_trades",
+                (("symbol", "TEXT"), ("filing_id", "TEXT"), ("insider_role", "TEXT"),
+                 ("transaction_date", "TEXT"), ("side", "TEXT"), ("shares", "REAL"),
+                 ("price", "REAL"), ("value", "REAL"), ("available_ts", "INTEGER")),
+                ("symbol", "filing_id"),
+                prices=("price", "shares"),
+            ),
+            TableSpec(
+                "analyst_ratings",
+                (("symbol", "TEXT"), ("rating_id", "TEXT"), ("firm", "TEXT"), ("action", "TEXT"),
+                 ("from_rating", "INTEGER"), ("to_rating", "INTEGER"), ("price_target", "REAL"),
+                 ("available_ts", "INTEGER")),
+                ("symbol", "rating_id"),
+                prices=("price_target",),
+            ),
+            TableSpec(
+                "economic_series",
+                (("series", "TEXT"), ("period", "TEXT"), ("value", "REAL"),
+                 ("available_ts", "INTEGER")),
+                ("series", "period"),
+                symbol_column=None,
+            ),
+            TableSpec(
+                "news",
+                (("article_id", "TEXT"), ("symbol", "TEXT"), ("headline", "TEXT"),
+                 ("source", "TEXT"), ("available_ts", "INTEGER")),
+                ("article_id",),
+            ),
+            TableSpec(
+                "news_sentiment",
+                (("article_id", "TEXT"), ("symbol", "TEXT"), ("compound", "REAL"),
+                 ("positive", "REAL"), ("negative", "REAL"), ("neutral", "REAL"),
+                 ("available_ts", "INTEGER")),
+                ("article_id",),
+            ),
+            TableSpec(
+                "options_chain",
+                (("symbol", "TEXT"), ("session", "TEXT"), ("expiry", "TEXT"), ("strike", "REAL"),
+                 ("option_type", "TEXT"), ("spot", "REAL"), ("bid", "REAL"), ("ask", "REAL"),
+                 ("mid", "REAL"), ("implied_vol", "REAL"), ("delta", "REAL"),
+                 ("open_interest", "REAL"), ("available_ts", "INTEGER")),
+                ("symbol", "session", "expiry", "strike", "option_type"),
+                prices=("strike", "spot", "ask", "mid", "implied_vol"),
+                non_negative=("bid", "open_interest"),
+            ),
+            TableSpec(
+                "earnings_calendar",
+                (("symbol", "TEXT"), ("fiscal_period", "TEXT"), ("report_date", "TEXT"),
+                 ("timing", "TEXT"), ("eps_estimate", "REAL"), ("available_ts", "INTEGER")),
+                ("symbol", "fiscal_period"),
+            ),
+            TableSpec(
+                "earnings_results",
+                (("symbol", "TEXT"), ("fiscal_period", "TEXT"), ("report_date", "TEXT"),
+                 ("eps_actual", "REAL"), ("eps_estimate", "REAL"), ("surprise_pct", "REAL"),
+                 ("available_ts", "INTEGER")),
+                ("symbol", "fiscal_period"),
+            ),
+            TableSpec(
+                "ml_features",
+                (("symbol", "TEXT"), ("session", "TEXT"), ("close", "REAL NULL"),
+                 ("return_1d", "REAL NULL"), ("return_5d", "REAL NULL"),
+                 ("return_21d", "REAL NULL"), ("return_63d", "REAL NULL"),
+                 ("volatility_21d", "REAL NULL"), ("rsi_14", "REAL NULL"),
+                 ("macd", "REAL NULL"), ("macd_signal", "REAL NULL"),
+                 ("volume_z_20", "REAL NULL"), ("sentiment_mean_3d", "REAL NULL"),
+                 ("sentiment_mean_7d", "REAL NULL"), ("news_count_7d", "REAL NULL"),
+                 ("earnings_surprise_pct", "REAL NULL"), ("insider_net_value_90d", "REAL NULL"),
+                 ("rating_drift_30d", "REAL NULL"), ("earnings_yield", "REAL NULL"),
+                 ("macro_json", "TEXT NULL"), ("inputs_json", "TEXT"), ("max_input_ts", "INTEGER"),
+                 ("as_of_ts", "INTEGER")),
+                ("symbol", "session"),
+                time_column="as_of_ts",
+            ),
+            TableSpec(
+                "signals",
+                (("symbol", "TEXT"), ("session", "TEXT"), ("score", "REAL"), ("direction", "TEXT"),
+                 ("components_json", "TEXT"), ("inputs_json", "TEXT"), ("max_input_ts", "INTEGER"),
+                 ("as_of_ts", "INTEGER")),
+                ("symbol", "session"),
+                time_column="as_of_ts",
+            ),
+            TableSpec(
+                "intraday_features",
+                (("symbol", "TEXT"), ("session", "TEXT"), ("bar_ts", "INTEGER"), ("close", "REAL"),
+                 ("return_1m", "REAL NULL"), ("return_5m", "REAL NULL"),
+                 ("return_15m", "REAL NULL"), ("return_session", "REAL"),
+                 ("volatility_30m", "REAL NULL"), ("volume_z_30m", "REAL NULL"),
+                 ("range_15m", "REAL NULL"), ("vwap", "REAL"), ("vwap_gap", "REAL"),
+                 ("session_open", "REAL"), ("cum_volume", "REAL"), ("cum_price_volume", "REAL"),
+                 ("available_ts", "INTEGER")),
+                ("symbol", "bar_ts"),
+            ),
+            TableSpec(
+                "intraday_signals",
+                (("symbol", "TEXT"), ("session", "TEXT"), ("slot", "TEXT"), ("score", "REAL"),
+                 ("direction", "TEXT"), ("intraday_score", "REAL"), ("daily_score", "REAL NULL"),
+                 ("inputs_json", "TEXT"), ("max_input_ts", "INTEGER"), ("as_of_ts", "INTEGER")),
+                ("symbol", "session", "slot"),
+                time_column="as_of_ts",
+            ),
+        )
+    }
+)  # fmt: skip
+
+_QUARANTINE_SQL = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    source TEXT NOT NULL, table_name TEXT NOT NULL, natural_key TEXT NOT NULL,
+    reason TEXT NOT NULL, payload TEXT NOT NULL, quarantined_ts INTEGER NOT NULL,
+    PRIMARY KEY (source, table_name, natural_key, reason)) WITHOUT ROWID
+"""
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS prices_daily_session ON prices_daily (session)",
+    "CREATE INDEX IF NOT EXISTS intraday_bars_session ON intraday_bars (session, symbol, bar_ts)",
+    "CREATE INDEX IF NOT EXISTS intraday_features_session "
+    "ON intraday_features (session, symbol, bar_ts)",
+    "CREATE INDEX IF NOT EXISTS news_symbol_time ON news (symbol, available_ts)",
+    "CREATE INDEX IF NOT EXISTS ml_features_session ON ml_features (session)",
+)
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """Rows written and rows quarantined by one ``store`` call."""
+
+    written: int
+    rejected: int
+    reasons: Mapping[str, int]
+
+
+def epoch(moment: datetime) -> int:
+    """Epoch seconds of a timezone-aware datetime."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}")
+    return int(moment.timestamp())
+
+
+class MarketStore:
+    """A connection to the market database; use as a context manager."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+        self.connection = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+        )
+        self.connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        self.connection.execute("PRAGMA journal_mode = WAL")
+        self.connection.execute("PRAGMA synchronous = NORMAL")
+        self.create_schema()
+
+    def __enter__(self) -> MarketStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def create_schema(self) -> None:
+        """Create every table and index that is missing; idempotent."""
+        with self.transaction():
+            for spec in TABLES.values():
+                self.connection.execute(spec.create_sql())
+            self.connection.execute(_QUARANTINE_SQL)
+            for statement in _INDEXES:
+                self.connection.execute(statement)
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.connection)
+
+    # -- reading -----------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Rows of a parameterised query as a DataFrame (column names from the cursor)."""
+        cursor = self.connection.execute(sql, tuple(params))
+        names = [column[0] for column in cursor.description]
+        return pd.DataFrame.from_records(cursor.fetchall(), columns=names)
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.connection.execute(sql, tuple(params)).fetchone()
+        return None if row is None else row[0]
+
+    def symbols(self, as_of_ts: int) -> list[str]:
+        """The universe listed at ``as_of_ts`` (from the ``assets`` table)."""
+        rows = self.connection.execute(
+            "SELECT symbol FROM assets WHERE available_ts <= ? ORDER BY symbol", (as_of_ts,)
+        )
+        return [row[0] for row in rows]
+
+    # -- writing -----------------------------------------------------------
+
+    def upsert(self, table: str, frame: pd.DataFrame) -> int:
+        """``INSERT OR REPLACE`` the rows (sorted by key) in one transaction; rows written."""
+        spec = _spec(table)
+        if frame.empty:
+            return 0
+        missing = [name for name in spec.column_names if name not in frame.columns]
+        if missing:
+            raise PermanentError(f"{table}: batch lacks columns {missing}")
+        ordered = frame.sort_values(list(spec.key), kind="stable")
+        columns = [_python_values(ordered[name]) for name in spec.column_names]
+        placeholders = ", ".join("?" * len(spec.column_names))
+        sql = (
+            f"INSERT OR REPLACE INTO {table} ({', '.join(spec.column_names)}) "
+            f"VALUES ({placeholders})"
+        )
+        with self.transaction():
+            self.connection.executemany(sql, zip(*columns, strict=True))
+        return len(ordered)
+
+    def quarantine(self, source: str, table: str, rejects: pd.DataFrame, now_ts: int) -> int:
+        """Record rejected rows (``reason`` column + payload) in ``quarantine``."""
+        if rejects.empty:
+            return 0
+        spec = _spec(table)
+        payload_columns = [column for column in rejects.columns if column != "reason"]
+        records = rejects[payload_columns].astype(object).where(rejects[payload_columns].notna())
+        rows = [
+            (
+                source,
+                table,
+                "|".join(str(record.get(name)) for name in spec.key),
+                reason,
+                json.dumps(record, default=str, sort_keys=True),
+                now_ts,
+            )
+            for record, reason in zip(
+                records.to_dict(orient="records"), rejects["reason"], strict=True
+            )
+        ]
+        with self.transaction():
+            self.connection.executemany(
+                "INSERT OR REPLACE INTO quarantine (source, table_name, natural_key, reason, "
+                "payload, quarantined_ts) VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    def store(
+        self,
+        source: str,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        as_of: datetime,
+        known_symbols: Collection[str] | None = None,
+        sessions: Collection[str] | None = None,
+        session_bounds: tuple[int, int] | None = None,
+    ) -> StoreOutcome:
+        """Validate, quarantine the bad rows, upsert the good ones.
+
+        ``known_symbols`` rejects rows for symbols outside the universe;
+        ``sessions`` (ISO dates) rejects rows whose ``session`` is no trading
+        session; ``session_bounds`` ``[open_ts, close_ts)`` rejects bars stamped
+        outside the session. Raises ``DataValidationError`` when the batch has
+        rows and none is good.
+        """
+        good, rejects = validate(
+            table,
+            frame,
+            as_of_ts=epoch(as_of),
+            known_symbols=known_symbols,
+            sessions=sessions,
+            session_bounds=session_bounds,
+        )
+        rejected = self.quarantine(source, table, rejects, epoch(as_of))
+        reasons = (
+            {str(k): int(v) for k, v in rejects["reason"].value_counts().items()}
+            if rejected
+            else {}
+        )
+        if rejected:
+            logger.warning("%s: quarantined %d %s rows: %s", source, rejected, table, reasons)
+        if len(frame) and good.empty:
+            raise DataValidationError(
+                f"{source}: all {len(frame)} rows for {table} were rejected "
+                f"(reasons: {reasons}); see the quarantine table"
+            )
+        return StoreOutcome(self.upsert(table, good), rejected, reasons)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.connection.execute("BEGIN IMMEDIATE")
+        return self.connection
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.connection.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _spec(table: str) -> TableSpec:
+    try:
+        return TABLES[table]
+    except KeyError:
+        raise PermanentError(f"unknown market table {table!r}") from None
+
+
+def _python_values(column: pd.Series) -> list[Any]:
+    """Column values as Python scalars sqlite3 accepts (NaN and None become NULL)."""
+    if column.dtype.kind in "fiub":
+        values = column.to_numpy()
+        if values.dtype.kind == "f" and np.isnan(values).any():
+            return column.astype(object).where(column.notna(), None).tolist()
+        return values.tolist()
+    if column.dtype.kind == "M":
+        return (column.astype("int64") // 10**9).tolist()
+    return column.astype(object).where(column.notna(), None).tolist()
+
+
+def validate(
+    table: str,
+    frame: pd.DataFrame,
+    *,
+    as_of_ts: int,
+    known_symbols: Collection[str] | None = None,
+    sessions: Collection[str] | None = None,
+    session_bounds: tuple[int, int] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a batch into (good rows, rejected rows with a ``reason`` column).
+
+    Each rejected row gets the first failing reason, in this order: malformed
+    (missing column, null or non-numeric required value), duplicate key within
+    the batch (the first occurrence is kept), unknown symbol, not a session,
+    stamped after ``as_of``, stamped outside the session, non-positive or NaN
+    price, high below low, open/close outside [low, high], negative volume.
+    """
+    spec = _spec(table)
+    frame = frame.reset_index(drop=True)
+    count = len(frame)
+    missing = [name for name in spec.column_names if name not in frame.columns]
+    if missing:
+        rejects = frame.copy()
+        rejects["reason"] = f"malformed: missing columns {missing}"
+        return frame.iloc[0:0], rejects
+    checks: list[tuple[str, np.ndarray]] = []
+    required = [name for name in spec.column_names if name not in spec.nullable]
+    nulls = frame[required].isna().to_numpy()
+    if nulls.any():
+        checks.append(("malformed: null required value", nulls.any(axis=1)))
+    numeric = {}
+    for name, kind in spec.columns:
+        if kind.startswith(("REAL", "INTEGER")):
+            values = frame[name]
+            if values.dtype.kind not in "fiub":
+                converted = pd.to_numeric(values, errors="coerce")
+                checks.append(
+                    (
+                        f"malformed: non-numeric {name}",
+                        (converted.isna() & values.notna()).to_numpy(),
+                    )
+                )
+                frame[name] = converted
+            numeric[name] = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    checks.append(
+        ("duplicate key in batch", frame.duplicated(list(spec.key), keep="first").to_numpy())
+    )
+    if known_symbols is not None and spec.symbol_column:
+        known = frame[spec.symbol_column].isin(set(known_symbols)).to_numpy()
+        checks.append(("unknown symbol", ~known))
+    if sessions is not None and "session" in frame.columns:
+        checks.append(("not a trading session", ~frame["session"].isin(set(sessions)).to_numpy()))
+    stamp = numeric[spec.time_column]
+    checks.append(("stamped after as_of", stamp > as_of_ts))
+    if session_bounds is not None and "bar_ts" in numeric:
+        bar = numeric["bar_ts"]
+        checks.append(
+            ("stamped outside the session", (bar < session_bounds[0]) | (bar >= session_bounds[1]))
+        )
+    with np.errstate(invalid="ignore"):
+        for name in spec.prices:
+            checks.append((f"non-positive or NaN {name}", ~(numeric[name] > 0)))
+        if spec.ohlc:
+            high, low = numeric["high"], numeric["low"]
+            checks.append(("high below low", high < low))
+            outside = np.zeros(count, dtype=bool)
+            for name in ("open", "close"):
+                outside |= (numeric[name] < low) | (numeric[name] > high)
+            checks.append(("open/close outside [low, high]", outside))
+        for name in spec.non_negative:
+            checks.append((f"negative or NaN {name}", ~(numeric[name] >= 0)))
+    reasons = np.full(count, None, dtype=object)
+    for reason, failed in reversed(checks):  # earlier checks win: they overwrite later ones
+        reasons[np.asarray(failed, dtype=bool)] = reason
+    bad = pd.notna(reasons)
+    if not bad.any():
+        return frame, frame.iloc[0:0].assign(reason=pd.Series(dtype=object))
+    rejects = frame[bad].copy()
+    rejects["reason"] = reasons[bad]
+    return frame[~bad], rejects

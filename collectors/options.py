@@ -1,0 +1,27 @@
+"""Options chains: a snapshot per symbol at the session's open (3 expiries x 7 strikes).
+
+Quoted around the last close known at ``ctx.as_of``; one snapshot per
+(symbol, session), so re-running the session rewrites the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from collectors.context import CollectContext, CollectResult
+from collectors.support import open_store, provider, result, universe
+
+logger = logging.getLogger(__name__)
+
+DATA_TIME_SQL = "SELECT MAX(available_ts) FROM options_chain"
+
+
+def collect(ctx: CollectContext) -> CollectResult:
+    with open_store(ctx) as store:
+        symbols = universe(store, ctx)
+        frame = provider(ctx).options_chain(symbols, ctx.session, ctx.as_of)
+        outcome = store.store(
+            ctx.task, "options_chain", frame, as_of=ctx.as_of, known_symbols=symbols
+        )
+        logger.info("%s: %d option quotes stored", ctx.task, outcome.written)
+        return result(store, ctx, {"options_chain": outcome})

@@ -1,0 +1,70 @@
+"""Shared helpers for the collector tests: one XNYS calendar per session, contexts, runs.
+
+Import the fixture into a test module with ``from tests.calendar_fixture import
+calendar  # noqa: F401``; building the calendar costs ~0.5 s once per session.
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collectors.context import CollectContext, CollectResult
+from orchestrator.market_calendar import MarketCalendar, load_calendar
+
+DAILY_ORDER = (
+    "assets", "prices_daily", "fundamentals", "insider", "analyst", "economic", "news",
+    "sentiment", "options", "earnings", "ml_features", "signals",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def calendar(tmp_path_factory: pytest.TempPathFactory) -> MarketCalendar:
+    return load_calendar("XNYS", tmp_path_factory.mktemp("calendar-cache"))
+
+
+def make_context(
+    calendar: MarketCalendar,
+    market_db: Path,
+    task: str,
+    session: date,
+    as_of: datetime | None = None,
+    *,
+    universe_size: int = 8,
+    seed: int = 7,
+    options: dict[str, Any] | None = None,
+    slot: str | None = None,
+) -> CollectContext:
+    """A context for ``task``; ``as_of`` defaults to the session's open (a daily run)."""
+    moment = as_of or calendar.hours(session).open
+    return CollectContext(
+        task=task,
+        session=session,
+        as_of=moment,
+        now=moment,
+        market_db=market_db,
+        calendar=calendar,
+        provider_settings={"name": "synthetic", "seed": seed, "universe_size": universe_size},
+        options=options or {},
+        slot=slot,
+    )
+
+
+def run(task: str, **kwargs: Any) -> CollectResult:
+    """Run the collector module named ``task`` with ``make_context(**kwargs)``."""
+    module = importlib.import_module(f"collectors.{task}")
+    return module.collect(make_context(task=task, **kwargs))
+
+
+def run_daily(
+    calendar: MarketCalendar, market_db: Path, session: date, **kwargs: Any
+) -> dict[str, CollectResult]:
+    """Every daily collector in dependency order for ``session``."""
+    return {
+        task: run(task, calendar=calendar, market_db=market_db, session=session, **kwargs)
+        for task in DAILY_ORDER
+    }
