@@ -149,10 +149,13 @@ def run_attempt(command: list[str], env: dict[str, str], timeout: float) -> Atte
         stderr_file = Path(scratch) / "stderr.txt"
         child_env = {**env, "ORCHESTRATOR_RESULT_FILE": str(result_file)}
         with stderr_file.open("wb") as stderr:
-            process = subprocess.Popen(
-                command, env=child_env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
-                stderr=stderr, start_new_session=True,
-            )
+            try:
+                process = subprocess.Popen(
+                    command, env=child_env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
+                    stderr=stderr, start_new_session=True,
+                )
+            except OSError as error:  # not executable, no interpreter: retrying cannot help
+                return AttemptOutcome("permanent", f"cannot run {command[0]}: {error.strerror}")
             try:
                 code = process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -329,7 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m orchestrator.task_runner",
         description="Run one period of one pipeline task; the sentinel path names both.")
-    parser.add_argument("--config-json", required=True, type=Path)
+    parser.add_argument("--config-json", type=Path,
+                        default=os.environ.get("ORCHESTRATOR_CONFIG_JSON"),
+                        help="the effective config (default: $ORCHESTRATOR_CONFIG_JSON, "
+                             "set by the workflow)")
     parser.add_argument("--output", required=True, type=Path,
                         help="state/targets/daily/<session>/<task>.json or "
                              "state/targets/intraday/<session>/<task>/<HHMM>.json")
@@ -344,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         _family, session, task, slot = sentinel.parse_target(args.output)
     except ValueError as error:
         parser.error(str(error))
+    if args.config_json is None:
+        parser.error("no --config-json and no ORCHESTRATOR_CONFIG_JSON in the environment")
     config = read_effective_config(args.config_json)
     period = Period(session, slot)
     try:

@@ -1,5 +1,6 @@
 # Shared set-up of the workflow: validated config, the clock, the session and
 # slots being built, and the one command every task rule runs.
+import os
 import sys
 
 from orchestrator import workflow_support as support
@@ -18,10 +19,13 @@ with support.exit_on_user_error():
 
 # What every task runs is the task runner (timeout, retries, status, sentinel). The
 # sentinel path names the task, session and slot, so one command serves all rules.
+# The command text never changes with the config (Snakemake would re-run on a
+# "code change"): the settings reach the jobs through the environment.
 # `snakemake --lint` wants a conda env or container per task; every task runs
 # in the project's own virtualenv (sys.executable), so that lint is left standing.
+os.environ["ORCHESTRATOR_CONFIG_JSON"] = str(CONFIG_JSON)
 RUN_TASK = (
-    f"{sys.executable} -m orchestrator.task_runner --config-json {CONFIG_JSON}"
+    f"{sys.executable} -m orchestrator.task_runner"
     " --output {output} --input {input} > {log} 2>&1"
 )
 
