@@ -18,8 +18,6 @@ from collectors.support import open_store, provider, result
 
 logger = logging.getLogger(__name__)
 
-DATA_TIME_SQL = "SELECT MAX(confirmed_ts) FROM assets"
-
 
 def collect(ctx: CollectContext) -> CollectResult:
     frame = provider(ctx).universe(ctx.as_of)

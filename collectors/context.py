@@ -12,10 +12,11 @@ that day would have seen.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from orchestrator.market_calendar import MarketCalendar
 

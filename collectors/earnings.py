@@ -15,10 +15,6 @@ from collectors.support import open_store, provider, result, since, universe
 
 logger = logging.getLogger(__name__)
 
-DATA_TIME_SQL = (
-    "SELECT MAX(stamp) FROM (SELECT MAX(available_ts) AS stamp FROM earnings_calendar "
-    "UNION ALL SELECT MAX(available_ts) FROM earnings_results)"
-)
 DEFAULT_LOOKBACK_DAYS = 120
 
 

@@ -13,7 +13,6 @@ from collectors.support import open_store, provider, result, since
 
 logger = logging.getLogger(__name__)
 
-DATA_TIME_SQL = "SELECT MAX(available_ts) FROM economic_series"
 DEFAULT_LOOKBACK_DAYS = 400
 
 

@@ -14,7 +14,6 @@ from collectors.support import open_store, provider, result, since, universe
 
 logger = logging.getLogger(__name__)
 
-DATA_TIME_SQL = "SELECT MAX(available_ts) FROM fundamentals"
 DEFAULT_LOOKBACK_DAYS = 400
 
 

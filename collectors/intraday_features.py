@@ -26,7 +26,6 @@ from collectors.support import open_store, result, universe
 
 logger = logging.getLogger(__name__)
 
-DATA_TIME_SQL = "SELECT MAX(available_ts) FROM intraday_features"
 WARMUP_BARS = 31  # the longest window (30 returns) needs 31 closes
 
 

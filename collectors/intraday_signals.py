@@ -24,7 +24,6 @@ from collectors.support import open_store, result, universe
 
 logger = logging.getLogger(__name__)
 
-DATA_TIME_SQL = "SELECT MAX(as_of_ts) FROM intraday_signals"
 DEFAULT_THRESHOLD = 0.25
 SLOT_SECONDS = 300
 

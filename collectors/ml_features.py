@@ -29,7 +29,6 @@ from collectors.support import open_store, result, universe
 
 logger = logging.getLogger(__name__)
 
-DATA_TIME_SQL = "SELECT MAX(as_of_ts) FROM ml_features"
 PRICE_HISTORY_DAYS = 400
 DAY = 86400
 

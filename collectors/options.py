@@ -13,8 +13,6 @@ from collectors.support import open_store, provider, result, universe
 
 logger = logging.getLogger(__name__)
 
-DATA_TIME_SQL = "SELECT MAX(available_ts) FROM options_chain"
-
 
 def collect(ctx: CollectContext) -> CollectResult:
     with open_store(ctx) as store:

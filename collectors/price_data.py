@@ -19,8 +19,6 @@ from orchestrator.errors import PermanentError
 
 logger = logging.getLogger(__name__)
 
-DATA_TIME_SQL = "SELECT MAX(available_ts) FROM intraday_bars"
-
 
 def collect(ctx: CollectContext) -> CollectResult:
     if not ctx.calendar.is_session(ctx.session):

@@ -22,7 +22,6 @@ from orchestrator.market_calendar import MarketCalendar
 
 logger = logging.getLogger(__name__)
 
-DATA_TIME_SQL = "SELECT MAX(available_ts) FROM prices_daily"
 DEFAULT_HISTORY_SESSIONS = 252
 
 

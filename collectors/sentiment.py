@@ -22,7 +22,6 @@ from collectors.support import open_store, result
 
 logger = logging.getLogger(__name__)
 
-DATA_TIME_SQL = "SELECT MAX(available_ts) FROM news_sentiment"
 
 FINANCE_OVERLAY = MappingProxyType(
     {

@@ -25,7 +25,6 @@ from orchestrator.errors import PermanentError
 
 logger = logging.getLogger(__name__)
 
-DATA_TIME_SQL = "SELECT MAX(as_of_ts) FROM signals"
 DEFAULT_THRESHOLD = 0.25
 WEIGHTS = MappingProxyType(
     {

@@ -11,7 +11,6 @@ hundredths of a second and cannot pay for pandas or Snakemake.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -32,11 +31,18 @@ examples:
   orchestrator --update-stale --dry-run     plan a refresh of stale sources
   orchestrator schedule install --cron      print crontab lines (also --launchd, --systemd)
 
-exit status: 0 ok, 1 a task failed (health: 1 yellow, 2 red), 2 bad usage/config,
-3 already running.
+exit status: 0 ok, 1 a task failed, 2 bad usage or config, 3 already running.
+--health: 0 all green, 1 any yellow or unknown, 2 any red, 3 could not check.
 """
 
-logger = logging.getLogger("orchestrator")
+EXIT_HEALTH_UNKNOWN = 3  # Nagios' UNKNOWN: the health check itself could not run
+
+
+def _logger():  # type: ignore[no-untyped-def]
+    """The CLI's logger; ``logging`` is imported only by the commands that log."""
+    import logging
+
+    return logging.getLogger("orchestrator")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,6 +127,7 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
 
 def setup_logging(state_dir: Path | None) -> None:
     """Console with status marks, plus a rotating file under ``state/logs/``."""
+    import logging
     from logging.handlers import RotatingFileHandler
 
     formatter = logging.Formatter(
@@ -167,15 +174,13 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     project = find_project(args.project)
     config_path = args.config or project / "config.yaml"
     command = args.command
-    if args.health or command[:1] == ["health"]:
-        from orchestrator.health import main_health
-
-        return main_health(config_path, as_json=args.json)
     import os
 
+    os.chdir(project)  # Snakemake and the relative state/ paths work from here
+    if args.health or command[:1] == ["health"]:
+        return _health(config_path, args.json)
     from orchestrator.config import load_config
 
-    os.chdir(project)  # Snakemake and the relative state/ paths work from here
     config = load_config(config_path)
     if args.check_config:
         print(f"{config_path}: valid ({len(config.tasks)} tasks)")
@@ -200,6 +205,18 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 # -- handlers -------------------------------------------------------------------
+
+
+def _health(config_path: Path, as_json: bool) -> int:
+    """The dashboard; exit 0 green, 1 yellow or unknown, 2 red, 3 could not check."""
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.health import main_health
+
+    try:
+        return main_health(config_path, as_json=as_json)
+    except OrchestratorError as error:
+        print(f"orchestrator: cannot check health: {error}", file=sys.stderr)
+        return EXIT_HEALTH_UNKNOWN
 
 
 def _calendar(config):  # type: ignore[no-untyped-def]
@@ -264,10 +281,13 @@ def run_daily(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyp
         cores=args.cores or config.daily_cores,
         dry_run=args.dry_run,
         config_overrides=tuple(overrides),
+        quiet=() if args.dry_run else ("rules", "host"),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    logger.info("▶ daily pipeline for session %s%s", session, " (dry run)" if args.dry_run else "")
+    _logger().info(
+        "▶ daily pipeline for session %s%s", session, " (dry run)" if args.dry_run else ""
+    )
     with exclusive(family_lock_path(config.state_dir, "daily"), "a daily run"):
         try:
             code = run_snakemake(call, config.base_dir, stop_requested=stop)
@@ -285,10 +305,10 @@ def _daily_is_due(config, calendar, now) -> bool:  # type: ignore[no-untyped-def
     """For schedulers: a session today, in exchange time, and its start time has passed."""
     local = now.astimezone(calendar.tz)
     if not calendar.is_session(local.date()):
-        logger.info("• %s is not a %s session; nothing to do", local.date(), calendar.name)
+        _logger().info("• %s is not a %s session; nothing to do", local.date(), calendar.name)
         return False
     if local.time() < config.daily_start_time:
-        logger.info(
+        _logger().info(
             "• before the daily start time %s; nothing to do",
             config.daily_start_time.strftime("%H:%M"),
         )
@@ -319,7 +339,7 @@ def run_intraday(config, args: argparse.Namespace) -> int:  # type: ignore[no-un
     if args.once:
         return loop.run(once=True)
     with exclusive(lock, "the intraday loop"):
-        logger.info(
+        _logger().info(
             "▶ intraday loop every %.0f s (Ctrl+C stops after the current tick)", loop.interval
         )
         return loop.run()
@@ -333,7 +353,7 @@ def run_full(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
 
     daily_code = run_daily(config, argparse.Namespace(**{**vars(args), "dry_run": False}))
     if daily_code != EXIT_OK:
-        logger.warning("✗ the daily run had failures; starting the intraday loop anyway")
+        _logger().warning("✗ the daily run had failures; starting the intraday loop anyway")
     stop = threading.Event()
     child: list[subprocess.Popen[bytes]] = []
 
@@ -361,14 +381,14 @@ def run_full(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
         if stop.is_set():
             break
         if code == EXIT_ALREADY_RUNNING:
-            logger.error("✗ another intraday loop is running; --full stops")
+            _logger().error("✗ another intraday loop is running; --full stops")
             return EXIT_ALREADY_RUNNING
-        logger.error(
+        _logger().error(
             "✗ the intraday loop exited with status %d; restarting in %.0f s", code, backoff
         )
         stop.wait(backoff)
         backoff = min(backoff * 2, 300.0)
-    logger.info("• stopped")
+    _logger().info("• stopped")
     return daily_code
 
 

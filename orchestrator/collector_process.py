@@ -64,12 +64,14 @@ def run_collector(args: argparse.Namespace) -> int:
     )
     module = importlib.import_module(f"collectors.{task.collector}")
     result = module.collect(context)
-    _write_result({
-        "records_processed": result.records_processed,
-        "rows_rejected": result.rows_rejected,
-        "data_as_of": result.data_as_of.isoformat() if result.data_as_of else None,
-        "details": dict(result.details),
-    })
+    _write_result(
+        {
+            "records_processed": result.records_processed,
+            "rows_rejected": result.rows_rejected,
+            "data_as_of": result.data_as_of.isoformat() if result.data_as_of else None,
+            "details": dict(result.details),
+        }
+    )
     return 0
 
 
@@ -82,9 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of", required=True, type=datetime.fromisoformat)
     parser.add_argument("--now", required=True, type=datetime.fromisoformat)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s - %(levelname)s - %(message)s",
-                        datefmt="%Y-%m-%d %H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s - %(levelname)s - %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
     try:
         return run_collector(args)
     except TransientError as error:

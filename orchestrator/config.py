@@ -18,21 +18,19 @@ re-validates YAML on its own.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
+import functools
 import json
+import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from orchestrator.errors import ConfigError
+from orchestrator.market_calendar import calendar_exists
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.json")
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -48,7 +46,11 @@ def parse_duration(value: float | int | str) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration")
     if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{value!r} is not a duration (a number of seconds, 0 or more)")
         return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a duration")
     match = _DURATION.match(value.strip())
     if not match:
         raise ValueError(f"{value!r} is not a duration (use seconds or 30s, 5m, 24h, 2d)")
@@ -162,23 +164,31 @@ class Config:
 # -- loading --------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of keeping the last."""
+@functools.cache
+def _strict_loader() -> type:
+    """A SafeLoader that refuses duplicate keys instead of keeping the last.
 
+    Built on first use: importing PyYAML costs the health monitor's fast path
+    (which reads a cached, already validated config) time it does not need.
+    """
+    import yaml
 
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    mapping: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node)
-        if key in mapping:
-            line = key_node.start_mark.line + 1
-            raise ConfigError(loader.name, str(key), f"duplicate key on line {line}")
-        mapping[key] = loader.construct_object(value_node, deep=True)
-    return mapping
+    class StrictLoader(yaml.SafeLoader):
+        pass
 
+    def construct_mapping(loader: StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        loader.flatten_mapping(node)
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node)
+            if key in mapping:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(loader.name, str(key), f"duplicate key on line {line}")
+            mapping[key] = loader.construct_object(value_node, deep=True)
+        return mapping
 
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return StrictLoader
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -187,8 +197,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = Path(path).read_text()
     except OSError as error:
         raise ConfigError(path, "", f"cannot read the file ({error.strerror})") from None
+    import yaml
+
     try:
-        loader = _StrictLoader(text)
+        loader = _strict_loader()(text)
         loader.name = str(path)
         try:
             data = loader.get_single_data()
@@ -217,14 +229,28 @@ def _schema_error(source: str, config: Mapping[str, Any]) -> ConfigError | None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
         return None
-    key = _dotted(error.absolute_path)
     duration_schema = schema["$defs"]["duration"]
+    delay_schema = schema["$defs"]["delay"]
+    # best_match descends into a oneOf's branches; a bad duration reads better as a whole.
+    parent = error.parent
+    if parent is not None and parent.schema.get("oneOf") in (
+        duration_schema["oneOf"],
+        delay_schema["oneOf"],
+    ):
+        error = parent
+    key = _dotted(error.absolute_path)
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         return ConfigError(source, _dotted([*error.absolute_path, extra[0]]), "unknown key")
     if error.validator == "oneOf" and error.schema.get("oneOf") == duration_schema["oneOf"]:
         return ConfigError(
-            source, key, f"{error.instance!r} is not a positive duration (seconds, or 30s, 5m, 24h, 2d)"
+            source,
+            key,
+            f"{error.instance!r} is not a positive duration (seconds, or 30s, 5m, 24h, 2d)",
+        )
+    if error.validator == "oneOf" and error.schema.get("oneOf") == delay_schema["oneOf"]:
+        return ConfigError(
+            source, key, f"{error.instance!r} is not a wait (seconds, 0 or more, or 30s, 5m)"
         )
     if error.validator == "oneOf":
         return ConfigError(source, key, "needs exactly one of `collector` or `script`")
@@ -234,6 +260,7 @@ def _schema_error(source: str, config: Mapping[str, Any]) -> ConfigError | None:
 
 
 def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> None:
+    import importlib.util
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     timezone = config.get("market", {}).get("timezone", "America/New_York")
@@ -241,6 +268,9 @@ def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> 
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(source, "market.timezone", f"unknown timezone {timezone!r}") from None
+    calendar = config.get("market", {}).get("calendar", "XNYS")
+    if not calendar_exists(calendar, base_dir / STATE_DIR / "cache"):
+        raise ConfigError(source, "market.calendar", f"unknown exchange calendar {calendar!r}")
     for name, task in config["tasks"].items():
         where = f"tasks.{name}"
         freshness = task.get("freshness")
@@ -299,7 +329,9 @@ def _task_model(name: str, task: Mapping[str, Any], defaults: Mapping[str, Any])
         ),
         retry=RetryPolicy(
             attempts=int(retry.get("attempts", 3)),
-            backoff_seconds=tuple(parse_duration(v) for v in retry.get("backoff_seconds", [10, 30, 60])),
+            backoff_seconds=tuple(
+                parse_duration(v) for v in retry.get("backoff_seconds", [10, 30, 60])
+            ),
         ),
         freshness=Freshness(
             green=parse_duration(freshness["green"]),
@@ -372,6 +404,9 @@ def write_effective_config(config: Config) -> Path:
         sort_keys=True,
         default=str,
     )
+    import hashlib
+    import tempfile
+
     digest = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
     path = config.state_dir / "run" / f"config-{digest}.json"
     if not path.exists():

@@ -135,7 +135,7 @@ class IntradayLoop:
             cores=2,
             dry_run=self.dry_run,
             config_overrides=overrides,
-            quiet=not self.dry_run,
+            quiet=() if self.dry_run else ("progress", "rules", "host"),
         )
         with exclusive(family_lock_path(self.config.state_dir, "intraday"), "an intraday run"):
             return run_snakemake(call, self.config.base_dir, stop_requested=self.control.cut)

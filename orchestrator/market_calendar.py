@@ -145,7 +145,9 @@ class MarketCalendar:
         """Sessions from ``start`` to ``end``, both included."""
         self._check_day(start, start.isoformat())
         self._check_day(end, end.isoformat())
-        return self._sessions[bisect_left(self._sessions, start) : bisect_right(self._sessions, end)]
+        return self._sessions[
+            bisect_left(self._sessions, start) : bisect_right(self._sessions, end)
+        ]
 
     def previous_session(self, day: date) -> date:
         self._check_day(day, day.isoformat())
@@ -253,6 +255,7 @@ class MarketCalendar:
         _require_aware(end)
         if end <= start:
             return 0.0
+        self._check_moment(end)  # beyond the range every session would be missing: not 0 s
         wanted = set(hours)
         first = bisect_right(self._sessions, start.astimezone(self.tz).date() - timedelta(days=1))
         last = bisect_right(self._sessions, end.astimezone(self.tz).date())
@@ -319,6 +322,19 @@ def _from_payload(payload: dict, rebuild: object) -> MarketCalendar:
         closes=payload["closes"],
         rebuild=rebuild,
     )
+
+
+def calendar_exists(name: str, cache_dir: Path) -> bool:
+    """Whether ``name`` is an ``exchange_calendars`` calendar (or alias).
+
+    A cached calendar answers at once; otherwise the package is asked, which
+    costs its import, as building the cache would anyway.
+    """
+    if _cache_path(Path(cache_dir), name).is_file():
+        return True
+    import exchange_calendars
+
+    return name in exchange_calendars.get_calendar_names(include_aliases=True)
 
 
 def load_calendar(name: str, cache_dir: Path) -> MarketCalendar:

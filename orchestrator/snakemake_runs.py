@@ -98,7 +98,8 @@ class SnakemakeCall:
     dry_run: bool = False
     forcerun: tuple[str, ...] = ()
     config_overrides: tuple[str, ...] = ()
-    quiet: bool = False
+    # Snakemake's --quiet categories: "rules" hides per-job blocks, "progress" the counts.
+    quiet: tuple[str, ...] = ()
 
     def command(self, snakefile: Path) -> list[str]:
         command = [
@@ -116,7 +117,7 @@ class SnakemakeCall:
         if self.dry_run:
             command.append("--dry-run")
         if self.quiet:
-            command += ["--quiet", "progress", "rules", "host"]
+            command += ["--quiet", *self.quiet]
         if self.config_overrides:
             command += ["--config", *self.config_overrides]
         if self.forcerun:

@@ -230,8 +230,14 @@ class StatusStore:
                 "consecutive_failures = consecutive_failures + 1, total_runs = total_runs + 1, "
                 "total_failures = total_failures + 1, last_error_message = ?, status = ?, "
                 "updated_at = ? WHERE task_name = ?",
-                (_iso(finished), _iso(finished), clean_error(error_message), FAILED,
-                 _iso(finished), task),
+                (
+                    _iso(finished),
+                    _iso(finished),
+                    clean_error(error_message),
+                    FAILED,
+                    _iso(finished),
+                    task,
+                ),
             )
 
     # -- reads ----------------------------------------------------------------

@@ -100,15 +100,30 @@ class _Interrupted(Exception):
     """The runner was asked to stop (SIGTERM/SIGINT) while a child ran."""
 
 
-def child_command(config: Config, task: TaskConfig, config_json: Path, period: Period,
-                  as_of: datetime, now: datetime) -> list[str]:
+def child_command(
+    config: Config,
+    task: TaskConfig,
+    config_json: Path,
+    period: Period,
+    as_of: datetime,
+    now: datetime,
+) -> list[str]:
     """The command line of one attempt: the built-in collector or the user's script."""
     if task.collector is not None:
         command = [
-            sys.executable, "-m", "orchestrator.collector_process",
-            "--config-json", str(config_json), "--task", task.name,
-            "--session", str(period.session), "--as-of", as_of.isoformat(),
-            "--now", now.isoformat(),
+            sys.executable,
+            "-m",
+            "orchestrator.collector_process",
+            "--config-json",
+            str(config_json),
+            "--task",
+            task.name,
+            "--session",
+            str(period.session),
+            "--as-of",
+            as_of.isoformat(),
+            "--now",
+            now.isoformat(),
         ]
         return command + (["--slot", period.slot] if period.slot else [])
     assert task.script is not None
@@ -151,8 +166,12 @@ def run_attempt(command: list[str], env: dict[str, str], timeout: float) -> Atte
         with stderr_file.open("wb") as stderr:
             try:
                 process = subprocess.Popen(
-                    command, env=child_env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
-                    stderr=stderr, start_new_session=True,
+                    command,
+                    env=child_env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=sys.stderr.fileno(),
+                    stderr=stderr,
+                    start_new_session=True,
                 )
             except OSError as error:  # not executable, no interpreter: retrying cannot help
                 return AttemptOutcome("permanent", f"cannot run {command[0]}: {error.strerror}")
@@ -181,8 +200,12 @@ def run_attempt(command: list[str], env: dict[str, str], timeout: float) -> Atte
     if code in PERMANENT_EXIT_CODES:
         return AttemptOutcome("permanent", error or f"exited with status {code}", result)
     retry_after = result.get("retry_after_seconds")
-    return AttemptOutcome("transient", error or f"exited with status {code}", result,
-                          float(retry_after) if retry_after is not None else None)
+    return AttemptOutcome(
+        "transient",
+        error or f"exited with status {code}",
+        result,
+        float(retry_after) if retry_after is not None else None,
+    )
 
 
 def as_of_for(config: Config, task: TaskConfig, period: Period, now: datetime) -> datetime:
@@ -212,8 +235,9 @@ def _degraded_inputs(inputs: list[Path]) -> list[str]:
     return degraded
 
 
-def _wait_until_not_before(config: Config, task: TaskConfig, period: Period, clock: Clock,
-                           sleeper: Sleeper) -> None:
+def _wait_until_not_before(
+    config: Config, task: TaskConfig, period: Period, clock: Clock, sleeper: Sleeper
+) -> None:
     if task.not_before is None or period.slot is not None:
         return
     from zoneinfo import ZoneInfo
@@ -221,8 +245,9 @@ def _wait_until_not_before(config: Config, task: TaskConfig, period: Period, clo
     start = datetime.combine(period.session, task.not_before, ZoneInfo(config.timezone))
     wait = (start - clock()).total_seconds()
     if wait > 0:
-        logger.info("%s: waiting %.0f s until its not-before time %s", task.name, wait,
-                    task.not_before)
+        logger.info(
+            "%s: waiting %.0f s until its not-before time %s", task.name, wait, task.not_before
+        )
         sleeper(wait)
 
 
@@ -260,20 +285,31 @@ def run_task(
         attempt_started = clock()
         command = child_command(config, task, config_json, period, as_of, attempt_started)
         outcome = run_attempt(command, env, task.max_runtime_seconds)
-        store.record_attempt(Attempt(
-            task_name=task.name, period=str(period), attempt=attempt_number,
-            started_at=attempt_started, finished_at=clock(), outcome=outcome.outcome,
-            error_message=outcome.error,
-            records_processed=outcome.result.get("records_processed"),
-            rows_rejected=outcome.result.get("rows_rejected"),
-            data_as_of=_parse_time(outcome.result.get("data_as_of")),
-        ))
+        store.record_attempt(
+            Attempt(
+                task_name=task.name,
+                period=str(period),
+                attempt=attempt_number,
+                started_at=attempt_started,
+                finished_at=clock(),
+                outcome=outcome.outcome,
+                error_message=outcome.error,
+                records_processed=outcome.result.get("records_processed"),
+                rows_rejected=outcome.result.get("rows_rejected"),
+                data_as_of=_parse_time(outcome.result.get("data_as_of")),
+            )
+        )
         if outcome.ok or not outcome.retryable or attempt_number == task.retry.attempts:
             break
         delay = max(task.retry.delay_before_retry(attempt_number), outcome.retry_after or 0.0)
-        logger.warning("%s attempt %d/%d failed (%s); retrying in %.0f s", task.name,
-                       attempt_number, task.retry.attempts, clean_error(outcome.error or ""),
-                       delay)
+        logger.warning(
+            "%s attempt %d/%d failed (%s); retrying in %.0f s",
+            task.name,
+            attempt_number,
+            task.retry.attempts,
+            clean_error(outcome.error or ""),
+            delay,
+        )
         sleeper(delay)
 
     finished = clock()
@@ -294,13 +330,24 @@ def run_task(
         status = sentinel.DEGRADED if degraded_inputs else sentinel.SUCCESS
         records = int(outcome.result.get("records_processed") or 0)
         store.record_success(task.name, started, finished, records, degraded=bool(degraded_inputs))
-        sentinel.write_sentinel(output, {
-            **record, "status": status, "records_processed": records,
-            "rows_rejected": int(outcome.result.get("rows_rejected") or 0),
-            "data_as_of": outcome.result.get("data_as_of"),
-        })
-        logger.info("%s %s: %s, %d records in %.1f s", task.name, period, status, records,
-                    record["duration_seconds"])
+        sentinel.write_sentinel(
+            output,
+            {
+                **record,
+                "status": status,
+                "records_processed": records,
+                "rows_rejected": int(outcome.result.get("rows_rejected") or 0),
+                "data_as_of": outcome.result.get("data_as_of"),
+            },
+        )
+        logger.info(
+            "%s %s: %s, %d records in %.1f s",
+            task.name,
+            period,
+            status,
+            records,
+            record["duration_seconds"],
+        )
         return RunReport(status, attempt_number, 0)
 
     error = clean_error(outcome.error or "failed")
@@ -308,8 +355,9 @@ def run_task(
     logger.error("%s %s failed after %d attempt(s): %s", task.name, period, attempt_number, error)
     if task.critical:
         return RunReport("failed", attempt_number, 1, error)
-    sentinel.write_sentinel(output, {**record, "status": sentinel.FAILED, "error": error,
-                                     "records_processed": 0})
+    sentinel.write_sentinel(
+        output, {**record, "status": sentinel.FAILED, "error": error, "records_processed": 0}
+    )
     note_failed_sentinel(config.state_dir, output)
     return RunReport(sentinel.FAILED, attempt_number, 0, error)
 
@@ -331,19 +379,29 @@ def _stop_on_signal(signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m orchestrator.task_runner",
-        description="Run one period of one pipeline task; the sentinel path names both.")
-    parser.add_argument("--config-json", type=Path,
-                        default=os.environ.get("ORCHESTRATOR_CONFIG_JSON"),
-                        help="the effective config (default: $ORCHESTRATOR_CONFIG_JSON, "
-                             "set by the workflow)")
-    parser.add_argument("--output", required=True, type=Path,
-                        help="state/targets/daily/<session>/<task>.json or "
-                             "state/targets/intraday/<session>/<task>/<HHMM>.json")
+        description="Run one period of one pipeline task; the sentinel path names both.",
+    )
+    parser.add_argument(
+        "--config-json",
+        type=Path,
+        default=os.environ.get("ORCHESTRATOR_CONFIG_JSON"),
+        help="the effective config (default: $ORCHESTRATOR_CONFIG_JSON, set by the workflow)",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        help="state/targets/daily/<session>/<task>.json or "
+        "state/targets/intraday/<session>/<task>/<HHMM>.json",
+    )
     parser.add_argument("--input", nargs="*", default=[], type=Path)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s - %(levelname)s - %(message)s",
-                        datefmt="%Y-%m-%d %H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s - %(levelname)s - %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
     try:
@@ -358,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         report = run_task(config, args.config_json, task, period, args.output, args.input)
     except _Interrupted as stop:
         StatusStore(config.status_db).record_failure(
-            task, datetime.now(UTC), f"interrupted by {stop}")
+            task, datetime.now(UTC), f"interrupted by {stop}"
+        )
         logger.error("%s %s interrupted by %s; no sentinel written", task, period, stop)
         return 1
     return report.exit_code

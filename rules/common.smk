@@ -24,6 +24,12 @@ with support.exit_on_user_error():
 # `snakemake --lint` wants a conda env or container per task; every task runs
 # in the project's own virtualenv (sys.executable), so that lint is left standing.
 os.environ["ORCHESTRATOR_CONFIG_JSON"] = str(CONFIG_JSON)
+
+
+envvars:
+    "ORCHESTRATOR_CONFIG_JSON",
+
+
 RUN_TASK = (
     f"{sys.executable} -m orchestrator.task_runner"
     " --output {output} --input {input} > {log} 2>&1"

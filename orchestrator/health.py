@@ -1,0 +1,667 @@
+"""The health dashboard: is every data source fresh, and how are the tasks doing?
+
+``collect_health`` reads, read-only, the status store (``data_pipeline_status``)
+and, for sources that declare ``freshness.data_time_sql``, the market database,
+and judges each source with ``freshness.freshness_status``. The data time of a
+source is its *content* when it declares ``data_time_sql`` (a run that
+succeeded but stored old data is stale), else the end of its newest successful
+run. ``render_text`` / ``render_json`` display the report; ``exit_code`` sums
+it up for scripts and monitors.
+
+Exit codes (Nagios-like): 0 every source green; 1 a source is yellow, or
+unknown (no data yet, or its data time cannot be read: the monitor cannot
+vouch for it); 2 a source is red. Red wins over yellow and unknown. Task
+failures do not change the code by themselves: a failing source shows up as
+soon as its data ages. A report that cannot be made at all raises an
+``OrchestratorError`` (the CLI prints it and exits 3).
+
+A missing database is tolerated: nothing has run yet, so sources are unknown.
+An unreadable one (not SQLite, no permission) is a ``HealthError``.
+
+Speed is a requirement (``orchestrator --health`` must cost under three
+``python -c "import sqlite3"``), so this path imports no pandas, numpy,
+snakemake, jsonschema, exchange_calendars, rich or logging, and reads only one
+row per task: the cost does not grow with the run history. Two fast paths:
+
+- ``load_config_fast``: a config already validated (same bytes, same schema,
+  same working directory) is rebuilt from a stamp under ``state/run/``
+  (``validated-<blake2b>.json``, the effective-config format) without
+  jsonschema; anything else goes through ``load_config`` and writes the stamp.
+- ``load_calendar_fast``: the calendar's JSON cache is found without
+  ``importlib.metadata`` and only its last ~13 months are modelled (older
+  dates widen it to the whole cache on demand); a missing cache or a ``now``
+  beyond it falls back to ``market_calendar.load_calendar``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from bisect import bisect_left
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+try:  # what hashlib.blake2b is, without hashlib's OpenSSL import (~2 ms)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - other Python implementations
+    from hashlib import blake2b
+
+from orchestrator.config import (
+    SCHEMA_PATH,
+    STATE_DIR,
+    Config,
+    TaskConfig,
+    load_config,
+    read_effective_config,
+)
+from orchestrator.errors import OrchestratorError
+from orchestrator.freshness import (
+    GREEN,
+    RED,
+    SEVERITY,
+    UNKNOWN,
+    YELLOW,
+    freshness_status,
+    human_age,
+    zone_label,
+)
+from orchestrator.market_calendar import CACHE_FORMAT, MarketCalendar, load_calendar
+
+STAMP_FORMAT = b"health-stamp-1"
+CALENDAR_PACKAGE = "exchange_calendars"
+CALENDAR_SLICE_DAYS = 400
+NEVER_RUN = "NEVER RUN"
+# In the order of the summary line.
+SUMMARY_LABELS = {GREEN: "healthy", YELLOW: "stale", RED: "critical", UNKNOWN: "unknown"}
+STATUS_COLUMNS = (
+    "task_name, last_run_start, last_run_end, last_success, last_failure, consecutive_failures, "
+    "total_runs, total_successes, total_failures, last_error_message, last_records_processed, "
+    "average_runtime_seconds, status"
+)
+
+
+class HealthError(OrchestratorError):
+    """The health report cannot be made (an unreadable database)."""
+
+
+# -- the report ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """Freshness of one source; ``basis`` says where its data time came from."""
+
+    task: str
+    family: str
+    clock: str
+    status: str
+    age_seconds: float | None
+    data_time: datetime | None
+    basis: str | None  # "data" (data_time_sql), "last success", or None
+    message: str
+    green_seconds: float
+    yellow_seconds: float
+
+
+@dataclass(frozen=True)
+class TaskHealth:
+    """Run statistics of one task, from its row of ``data_pipeline_status``."""
+
+    task: str
+    family: str
+    critical: bool
+    status: str
+    runs: int
+    successes: int
+    failures: int
+    consecutive_failures: int
+    last_success: datetime | None
+    last_success_age_seconds: float | None
+    last_failure: datetime | None
+    average_runtime_seconds: float | None
+    last_records_processed: int | None
+    last_error: str | None
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.successes / self.runs if self.runs else None
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Everything the dashboard shows, judged at ``now``."""
+
+    now: datetime
+    timezone_label: str
+    local_now: datetime
+    sources: tuple[SourceHealth, ...]
+    tasks: tuple[TaskHealth, ...]
+    notes: tuple[str, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        """Sources per status, every status present."""
+        counts = dict.fromkeys(SEVERITY, 0)
+        for source in self.sources:
+            counts[source.status] += 1
+        return counts
+
+    def sources_by_severity(self) -> list[SourceHealth]:
+        """Red, then yellow, green, unknown; config order within a status."""
+        rank = {status: index for index, status in enumerate(SEVERITY)}
+        return sorted(self.sources, key=lambda source: rank[source.status])
+
+
+# -- reading the databases ------------------------------------------------------
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection, or None when the file does not exist."""
+    if not path.is_file():
+        return None
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        connection = sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)
+        connection.execute("PRAGMA busy_timeout = 5000")
+    except sqlite3.Error as error:
+        raise HealthError(f"cannot open the database {path}: {error}") from None
+    return connection
+
+
+def _parse_time(value: object) -> datetime | None:
+    """A stored time (ISO 8601, or epoch seconds) as an aware UTC datetime; naive means UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a time")
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except ValueError:
+            pass
+        moment = datetime.fromisoformat(value)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    raise ValueError(f"{value!r} is not a time")
+
+
+def read_status_rows(status_db: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Rows of ``data_pipeline_status`` by task, and notes on what is missing."""
+    connection = _connect_readonly(status_db)
+    if connection is None:
+        return {}, [f"no status database yet ({status_db}): nothing has run"]
+    try:
+        connection.row_factory = sqlite3.Row
+        rows = connection.execute(f"SELECT {STATUS_COLUMNS} FROM data_pipeline_status").fetchall()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return {}, [f"the status database {status_db} has no runs recorded yet"]
+        raise HealthError(f"cannot read the status database {status_db}: {error}") from None
+    except sqlite3.DatabaseError as error:
+        raise HealthError(f"cannot read the status database {status_db}: {error}") from None
+    finally:
+        connection.close()
+    return {row["task_name"]: dict(row) for row in rows}, []
+
+
+def _query_data_time(
+    connection: sqlite3.Connection | None, sql: str, market_db: Path
+) -> tuple[datetime | None, str | None]:
+    """The newest data time ``sql`` returns, or None with the reason."""
+    if connection is None:
+        return None, f"no market database yet ({market_db})"
+    try:
+        row = connection.execute(sql).fetchone()
+    except sqlite3.Error as error:
+        return None, f"data_time_sql failed: {error}"
+    if row is None or row[0] is None:
+        return None, "no data stored yet"
+    try:
+        return _parse_time(row[0]), None
+    except (ValueError, OverflowError, OSError):
+        return None, f"data_time_sql returned {row[0]!r}, not epoch seconds"
+
+
+# -- collecting -----------------------------------------------------------------
+
+
+def _scope_hours(task: TaskConfig) -> tuple[str, ...]:
+    """Scopes in which a market-clock source ages: its hours if intraday, else regular."""
+    return tuple(task.hours) if task.family == "intraday" else ("regular",)
+
+
+def _task_health(task: TaskConfig, row: dict[str, Any] | None, now: datetime) -> TaskHealth:
+    if row is None:
+        return TaskHealth(
+            task.name, task.family, task.critical, NEVER_RUN, 0, 0, 0, 0,
+            None, None, None, None, None, None,
+        )  # fmt: skip
+    last_success = _parse_time(row["last_success"])
+    return TaskHealth(
+        task=task.name,
+        family=task.family,
+        critical=task.critical,
+        status=str(row["status"] or "PENDING"),
+        runs=int(row["total_runs"] or 0),
+        successes=int(row["total_successes"] or 0),
+        failures=int(row["total_failures"] or 0),
+        consecutive_failures=int(row["consecutive_failures"] or 0),
+        last_success=last_success,
+        last_success_age_seconds=(
+            max((now - last_success).total_seconds(), 0.0) if last_success else None
+        ),
+        last_failure=_parse_time(row["last_failure"]),
+        average_runtime_seconds=row["average_runtime_seconds"],
+        last_records_processed=row["last_records_processed"],
+        last_error=row["last_error_message"],
+    )
+
+
+def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> HealthReport:
+    """Judge every source with ``freshness`` and summarise every task, at ``now``.
+
+    Read-only. A missing status or market database leaves the affected
+    sources unknown, with a note; a failing ``data_time_sql`` makes its source
+    unknown with the error as the message. ``CalendarRangeError`` if ``now``
+    is outside the calendar.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"naive datetime {now!r}: pass a timezone-aware time")
+    rows, notes = read_status_rows(config.status_db)
+    needs_market = any(t.freshness and t.freshness.data_time_sql for t in config.tasks.values())
+    market = _connect_readonly(config.market_db) if needs_market else None
+    sources: list[SourceHealth] = []
+    try:
+        for task in config.tasks.values():
+            freshness = task.freshness
+            if freshness is None:
+                continue
+            row = rows.get(task.name)
+            reason: str | None
+            if freshness.data_time_sql:
+                data_time, reason = _query_data_time(
+                    market, freshness.data_time_sql, config.market_db
+                )
+                basis = "data" if data_time else None
+            else:
+                data_time = _parse_time(row["last_success"]) if row else None
+                basis = "last success" if data_time else None
+                reason = None if data_time else "no successful run yet"
+            result = freshness_status(freshness, data_time, now, calendar, _scope_hours(task))
+            sources.append(
+                SourceHealth(
+                    task=task.name,
+                    family=task.family,
+                    clock=freshness.clock,
+                    status=result.status,
+                    age_seconds=result.age_seconds,
+                    data_time=data_time,
+                    basis=basis,
+                    message=reason or result.message,
+                    green_seconds=freshness.green,
+                    yellow_seconds=freshness.yellow,
+                )
+            )
+    finally:
+        if market is not None:
+            market.close()
+    tasks = tuple(_task_health(task, rows.get(task.name), now) for task in config.tasks.values())
+    return HealthReport(
+        now=now.astimezone(UTC),
+        timezone_label=zone_label(calendar, now),
+        local_now=now.astimezone(calendar.tz),
+        sources=tuple(sources),
+        tasks=tasks,
+        notes=tuple(notes),
+    )
+
+
+def exit_code(report: HealthReport) -> int:
+    """2 if any source is red, else 1 if any is yellow or unknown, else 0."""
+    counts = report.counts()
+    if counts[RED]:
+        return 2
+    if counts[YELLOW] or counts[UNKNOWN]:
+        return 1
+    return 0
+
+
+# -- rendering ------------------------------------------------------------------
+
+_RESET = "\033[0m"
+_BOLD = "\033[1m"
+_DIM = "\033[2m"
+_COLORS = {GREEN: "\033[32m", YELLOW: "\033[33m", RED: "\033[31m", UNKNOWN: "\033[90m"}
+_MARKS = {GREEN: "🟢", YELLOW: "🟡", RED: "🔴", UNKNOWN: "⚪"}
+_TASK_STATUS_COLORS = {
+    "SUCCESS": GREEN,
+    "DEGRADED": YELLOW,
+    "FAILED": RED,
+    "RUNNING": UNKNOWN,
+    "PENDING": UNKNOWN,
+    NEVER_RUN: UNKNOWN,
+}
+
+
+def summary_line(report: HealthReport) -> str:
+    """``N healthy, N stale, N critical, N unknown (Total: N)``."""
+    counts = report.counts()
+    parts = ", ".join(f"{counts[status]} {label}" for status, label in SUMMARY_LABELS.items())
+    return f"{parts} (Total: {len(report.sources)})"
+
+
+def _table(rows: list[list[str]], colors: list[list[str | None]] | None) -> list[str]:
+    """Left-aligned columns two spaces apart; ``colors`` wraps cells after padding."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for r, row in enumerate(rows):
+        cells = []
+        for i, cell in enumerate(row):
+            padded = cell if i == len(row) - 1 else cell.ljust(widths[i])
+            code = colors[r][i] if colors else None
+            cells.append(f"{code}{padded}{_RESET}" if code else padded)
+        lines.append(("  " + "  ".join(cells)).rstrip())
+    return lines
+
+
+def _seconds_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 60 else human_age(seconds)
+
+
+def _source_lines(report: HealthReport, color: bool) -> list[str]:
+    rows = [["STATUS", "SOURCE", "AGE", "DETAIL"]]
+    colors: list[list[str | None]] = [[_BOLD] * 4]
+    for source in report.sources_by_severity():
+        mark = f"{_MARKS[source.status]} " if color else ""
+        age = human_age(source.age_seconds) if source.age_seconds is not None else "-"
+        rows.append([f"{mark}{source.status}", source.task, age, source.message])
+        code = _COLORS[source.status]
+        colors.append([code, None, code, _DIM])
+    return _table(rows, colors if color else None)
+
+
+def _task_lines(report: HealthReport, color: bool) -> list[str]:
+    rows = [["TASK", "STATUS", "SUCCESS", "LAST SUCCESS", "FAILS", "AVG RUN", "RECORDS", "ERROR"]]
+    colors: list[list[str | None]] = [[_BOLD] * 8]
+    for task in report.tasks:
+        rate = task.success_rate
+        success = f"{rate:.0%} ({task.successes}/{task.runs})" if rate is not None else "-"
+        last = (
+            f"{human_age(task.last_success_age_seconds)} ago"
+            if task.last_success_age_seconds is not None
+            else "never"
+        )
+        records = (
+            str(task.last_records_processed) if task.last_records_processed is not None else "-"
+        )
+        error = (task.last_error or "-") if task.consecutive_failures else "-"
+        rows.append(
+            [
+                task.task,
+                task.status,
+                success,
+                last,
+                str(task.consecutive_failures),
+                _seconds_text(task.average_runtime_seconds),
+                records,
+                error,
+            ]
+        )
+        status_code = _COLORS[_TASK_STATUS_COLORS.get(task.status, UNKNOWN)]
+        fails_code = _COLORS[RED] if task.consecutive_failures else None
+        colors.append([None, status_code, None, None, fails_code, None, None, fails_code])
+    return _table(rows, colors if color else None)
+
+
+def render_text(report: HealthReport, color: bool) -> str:
+    """The dashboard as text: sources worst first, the summary line, then tasks.
+
+    ``color`` adds ANSI colours and emoji marks; without it the output is
+    plain ASCII apart from what the data holds (for pipes, logs, NO_COLOR).
+    """
+    when = f"{report.local_now:%Y-%m-%d %H:%M} {report.timezone_label}"
+    title = f"Data sources at {when}"
+    lines = [f"{_BOLD}{title}{_RESET}" if color else title]
+    lines += _source_lines(report, color) if report.sources else ["  (no task declares freshness)"]
+    summary = summary_line(report)
+    lines += ["", f"{_BOLD}{summary}{_RESET}" if color else summary, ""]
+    lines.append(f"{_BOLD}Tasks{_RESET}" if color else "Tasks")
+    lines += _task_lines(report, color) if report.tasks else ["  (no tasks configured)"]
+    lines += [f"note: {note}" for note in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
+
+
+def report_dict(report: HealthReport) -> dict[str, Any]:
+    """The report as plain JSON-able data (times ISO 8601 UTC)."""
+    counts = report.counts()
+    return {
+        "now": _iso(report.now),
+        "exit_code": exit_code(report),
+        "summary": {
+            **{label: counts[status] for status, label in SUMMARY_LABELS.items()},
+            "total": len(report.sources),
+            "text": summary_line(report),
+        },
+        "sources": [
+            {
+                "task": s.task,
+                "family": s.family,
+                "clock": s.clock,
+                "status": s.status,
+                "age_seconds": s.age_seconds,
+                "age": human_age(s.age_seconds) if s.age_seconds is not None else None,
+                "data_time": _iso(s.data_time),
+                "basis": s.basis,
+                "message": s.message,
+                "green_seconds": s.green_seconds,
+                "yellow_seconds": s.yellow_seconds,
+            }
+            for s in report.sources_by_severity()
+        ],
+        "tasks": [
+            {
+                "task": t.task,
+                "family": t.family,
+                "critical": t.critical,
+                "status": t.status,
+                "runs": t.runs,
+                "successes": t.successes,
+                "failures": t.failures,
+                "success_rate": t.success_rate,
+                "consecutive_failures": t.consecutive_failures,
+                "last_success": _iso(t.last_success),
+                "last_success_age_seconds": t.last_success_age_seconds,
+                "last_failure": _iso(t.last_failure),
+                "average_runtime_seconds": t.average_runtime_seconds,
+                "last_records_processed": t.last_records_processed,
+                "last_error": t.last_error,
+            }
+            for t in report.tasks
+        ],
+        "notes": list(report.notes),
+    }
+
+
+def render_json(report: HealthReport) -> str:
+    """The report as one JSON document."""
+    return json.dumps(report_dict(report), indent=2, ensure_ascii=False) + "\n"
+
+
+# -- fast loading -----------------------------------------------------------------
+
+
+def _stamp_path(config_path: Path, config_bytes: bytes) -> Path:
+    base = Path.cwd().resolve()
+    digest = blake2b(digest_size=16)
+    for part in (
+        STAMP_FORMAT,
+        config_bytes,
+        SCHEMA_PATH.read_bytes(),
+        str(config_path).encode(),
+        str(base).encode(),
+    ):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return base / STATE_DIR / "run" / f"validated-{digest.hexdigest()}.json"
+
+
+def _write_stamp(stamp: Path, config: Config) -> None:
+    import tempfile
+
+    payload = json.dumps(
+        {"source": config.source, "base_dir": str(config.base_dir), "raw": config.raw},
+        sort_keys=True,
+        default=str,
+    )
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=stamp.parent, prefix=".validated-", suffix=".tmp")
+        with os.fdopen(handle, "w") as out:
+            out.write(payload)
+        os.replace(temp, stamp)
+    except OSError:
+        pass  # a read-only state directory: validate fully next time too
+
+
+def load_config_fast(config_path: Path | str) -> Config:
+    """The config at ``config_path``, validated once per content.
+
+    If a stamp for exactly these bytes (and this schema and working
+    directory) exists, the model is rebuilt from it without jsonschema;
+    otherwise ``load_config`` validates fully (``ConfigError`` on a problem)
+    and the stamp is written. Checks outside the file (a collector module or
+    script that disappeared) are not repeated on the fast path: the monitor
+    does not run tasks.
+    """
+    path = Path(config_path)
+    try:
+        config_bytes = path.read_bytes()
+    except OSError:
+        return load_config(path)  # raises the ConfigError naming the file
+    stamp = _stamp_path(path, config_bytes)
+    try:
+        return read_effective_config(stamp)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    config = load_config(path)
+    _write_stamp(stamp, config)
+    return config
+
+
+def _installed_version(package: str) -> str | None:
+    """The installed version of ``package`` from its dist-info directory name.
+
+    ``importlib.metadata.version`` gives the same answer but costs ~20 ms to import.
+    """
+    prefix = f"{package}-"
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(prefix) and name.endswith(".dist-info"):
+                return name[len(prefix) : -len(".dist-info")]
+    return None
+
+
+def load_calendar_fast(name: str, cache_dir: Path, now: datetime) -> MarketCalendar:
+    """The calendar ``name`` from its JSON cache, modelled from ~13 months before ``now``.
+
+    Same cache file and answers as ``market_calendar.load_calendar``; a
+    question about an earlier date widens the calendar to the whole cache
+    once. No cache, an unreadable one, or ``now`` beyond its range (which
+    may need a rebuild from ``exchange_calendars``): ``load_calendar``.
+    """
+    version = _installed_version(CALENDAR_PACKAGE)
+    path = Path(cache_dir) / f"calendar-{name}-{version}.json"
+    payload: dict[str, Any] = {}
+    try:
+        payload = json.loads(path.read_text()) if version else {}
+        usable = (
+            payload.get("format") == CACHE_FORMAT
+            and payload["sessions"][0] <= now.date().isoformat() <= payload["sessions"][-1]
+        )
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+        usable = False
+    if not usable:
+        return load_calendar(name, cache_dir)
+    sessions: list[str] = payload["sessions"]
+    start = bisect_left(sessions, (now.date() - timedelta(days=CALENDAR_SLICE_DAYS)).isoformat())
+    return MarketCalendar(
+        name=payload["name"],
+        timezone=payload["timezone"],
+        sessions=[date.fromisoformat(day) for day in sessions[start:]],
+        opens=payload["opens"][start:],
+        closes=payload["closes"][start:],
+        rebuild=lambda: load_calendar(name, cache_dir),
+    )
+
+
+def _wants_color(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set (no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def main_health(
+    config_path: Path | str,
+    as_json: bool,
+    now: datetime | None = None,
+    stream: TextIO | None = None,
+) -> int:
+    """Print the health report of the pipeline configured at ``config_path``; return its exit code.
+
+    ``now`` defaults to the config's pinned ``now`` (a replay), else the wall
+    clock. ``stream`` defaults to ``sys.stdout``; colour is used only when it
+    is a terminal and ``NO_COLOR`` is unset. Raises ``OrchestratorError``
+    (``ConfigError``, ``CalendarRangeError``, ``HealthError``) with one
+    sentence when no report can be made.
+    """
+    out = sys.stdout if stream is None else stream
+    config = load_config_fast(config_path)
+    moment = now or config.now or datetime.now(UTC)
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment!r}: pass a timezone-aware time")
+    calendar = load_calendar_fast(config.calendar_name, config.cache_dir, moment)
+    report = collect_health(config, moment, calendar)
+    out.write(render_json(report) if as_json else render_text(report, _wants_color(out)))
+    return exit_code(report)
+
+
+def _aware_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return moment
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """``python -m orchestrator.health [--config config.yaml] [--json] [--now ISO]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.health")
+    parser.add_argument("--config", default="config.yaml", type=Path)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--now", type=_aware_time, default=None, help="ISO 8601 with offset")
+    args = parser.parse_args(argv)
+    try:
+        return main_health(args.config, args.json, args.now)
+    except OrchestratorError as error:
+        print(f"orchestrator --health: {error}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

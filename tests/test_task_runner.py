@@ -1,0 +1,514 @@
+"""The task runner: attempts, retries, timeouts, outcomes and sentinels.
+
+Tasks are the fake scripts in ``tests/fixtures``; time is a fixed clock and
+waits go to a recording sleeper, so only the timeout cases take real seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from orchestrator import sentinel
+from orchestrator.clock import fixed_clock
+from orchestrator.config import Config, build_config, write_effective_config
+from orchestrator.market_calendar import load_calendar
+from orchestrator.status_store import StatusStore
+from orchestrator.task_runner import Period, RunReport, run_task
+from orchestrator.workflow_support import finish_run
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ET = ZoneInfo("America/New_York")
+SESSION = date(2026, 11, 20)  # a Friday
+NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # 10:00 ET
+
+
+def fixture(name: str) -> str:
+    return str(FIXTURES / name)
+
+
+@pytest.fixture(scope="session")
+def calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cache = tmp_path_factory.getbasetemp() / "xnys-calendar-cache"
+    load_calendar("XNYS", cache)
+    return cache
+
+
+@pytest.fixture
+def base(tmp_path: Path, calendar_cache: Path) -> Path:
+    """A project directory whose state already holds the calendar cache."""
+    shutil.copytree(calendar_cache, tmp_path / "state" / "cache")
+    return tmp_path
+
+
+class Sleeper:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def make_config(base: Path, **tasks: dict[str, Any]) -> Config:
+    raw = {"tasks": {name: {"family": "daily", **task} for name, task in tasks.items()}}
+    return build_config(raw, "test-config.yaml", base)
+
+
+def run(
+    config: Config,
+    task: str,
+    *,
+    inputs: list[Path] | None = None,
+    period: Period | None = None,
+    now: datetime = NOW,
+    sleeper: Sleeper | None = None,
+) -> tuple[RunReport, Path, Sleeper]:
+    period = period or Period(SESSION)
+    if period.slot:
+        output = sentinel.intraday_target(config.targets_dir, period.session, task, period.slot)
+    else:
+        output = sentinel.daily_target(config.targets_dir, period.session, task)
+    sleeper = sleeper or Sleeper()
+    report = run_task(
+        config,
+        write_effective_config(config),
+        task,
+        period,
+        output,
+        inputs or [],
+        clock=fixed_clock(now),
+        sleeper=sleeper,
+    )
+    return report, output, sleeper
+
+
+def status_of(config: Config, task: str) -> dict[str, Any]:
+    return StatusStore(config.status_db).task_statuses()[task]
+
+
+def outcomes(config: Config, task: str) -> list[str]:
+    return [a["outcome"] for a in StatusStore(config.status_db).attempts(task)]
+
+
+def process_gone(pid: int, within: float = 5.0) -> bool:
+    """True once ``pid`` no longer runs (a zombie awaiting its reaper counts as gone)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+# -- success -----------------------------------------------------------------------
+
+
+def test_success_writes_a_complete_sentinel_last(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_dump = base / "env.json"
+    config = make_config(
+        base, assets={"script": fixture("succeed.py"), "args": ["7", str(env_dump)]}
+    )
+    status_when_written: list[str] = []
+    real_replace = os.replace
+
+    def spy(source: str, target: str) -> None:
+        if Path(target) == config.targets_dir / "daily" / "2026-11-20" / "assets.json":
+            status_when_written.append(status_of(config, "assets")["status"])
+        real_replace(source, target)
+
+    monkeypatch.setattr(sentinel.os, "replace", spy)
+    report, output, sleeper = run(config, "assets")
+
+    assert (report.status, report.attempts, report.exit_code) == ("success", 1, 0)
+    assert sleeper.calls == []
+    assert status_when_written == ["SUCCESS"]  # the sentinel is the last thing written
+    record = json.loads(output.read_text())
+    assert record == {
+        "task": "assets",
+        "family": "daily",
+        "period": "2026-11-20",
+        "session": "2026-11-20",
+        "slot": None,
+        "as_of": "2026-11-20T14:30:00+00:00",  # the session's open
+        "started_at": record["started_at"],
+        "finished_at": record["finished_at"],
+        "duration_seconds": 0.0,
+        "attempts": 1,
+        "degraded_inputs": [],
+        "status": "success",
+        "records_processed": 7,
+        "rows_rejected": 2,
+        "data_as_of": "2026-11-20T14:30:00+00:00",
+    }
+    assert datetime.fromisoformat(record["started_at"]) == NOW
+    assert datetime.fromisoformat(record["finished_at"]) == NOW
+    assert [p.name for p in output.parent.iterdir()] == ["assets.json"]
+
+    status = status_of(config, "assets")
+    assert (status["total_runs"], status["total_successes"], status["total_failures"]) == (1, 1, 0)
+    assert status["last_records_processed"] == 7
+    assert outcomes(config, "assets") == ["success"]
+
+    env = json.loads(env_dump.read_text())
+    assert env["ORCHESTRATOR_TASK"] == "assets"
+    assert env["ORCHESTRATOR_SESSION"] == "2026-11-20"
+    assert env["ORCHESTRATOR_AS_OF"] == "2026-11-20T14:30:00+00:00"
+    assert env["ORCHESTRATOR_MARKET_DB"] == str(config.market_db)
+
+
+def test_intraday_slot_period(base: Path) -> None:
+    raw = {
+        "tasks": {
+            "price_data": {"family": "intraday", "script": fixture("succeed.py"), "interval": "5m"}
+        }
+    }
+    config = build_config(raw, "test-config.yaml", base)
+    in_slot = datetime(2026, 11, 20, 10, 7, tzinfo=ET)
+    report, output, _ = run(config, "price_data", period=Period(SESSION, "1005"), now=in_slot)
+    record = json.loads(output.read_text())
+    assert report.status == "success"
+    assert output == config.targets_dir / "intraday" / "2026-11-20" / "price_data" / "1005.json"
+    assert (record["period"], record["slot"]) == ("2026-11-20/1005", "1005")
+    assert datetime.fromisoformat(record["as_of"]) == in_slot  # slot still running: now
+
+    later = datetime(2026, 11, 20, 10, 20, tzinfo=ET)
+    _, output, _ = run(config, "price_data", period=Period(SESSION, "1005"), now=later)
+    assert datetime.fromisoformat(json.loads(output.read_text())["as_of"]) == datetime(
+        2026, 11, 20, 10, 10, tzinfo=ET
+    )  # a past slot: its end
+
+
+def test_not_before_waits_through_the_sleeper(base: Path) -> None:
+    config = make_config(base, earnings={"script": fixture("succeed.py"), "not_before": "10:30"})
+    report, _, sleeper = run(config, "earnings")  # clock at 10:00 ET
+    assert report.status == "success"
+    assert sleeper.calls == [1800]
+    _, _, sleeper = run(config, "earnings", now=datetime(2026, 11, 20, 11, 0, tzinfo=ET))
+    assert sleeper.calls == []
+
+
+# -- retries ------------------------------------------------------------------------
+
+
+def test_transient_failures_are_retried_with_the_configured_backoff(base: Path) -> None:
+    counter = base / "counter"
+    config = make_config(
+        base,
+        prices={
+            "script": fixture("flaky.py"),
+            "args": [str(counter), "2", "75"],
+            "retry": {"attempts": 3, "backoff_seconds": [10, 30]},
+        },
+    )
+    report, output, sleeper = run(config, "prices")
+
+    assert (report.status, report.attempts, report.exit_code) == ("success", 3, 0)
+    assert counter.read_text() == "3"
+    assert sleeper.calls == [10, 30]
+    assert json.loads(output.read_text())["attempts"] == 3
+    assert outcomes(config, "prices") == ["transient", "transient", "success"]
+    status = status_of(config, "prices")
+    assert (status["total_runs"], status["total_successes"], status["total_failures"]) == (1, 1, 0)
+
+
+def test_retry_after_longer_than_the_backoff_is_honoured(base: Path) -> None:
+    counter = base / "counter"
+    config = make_config(
+        base,
+        prices={
+            "script": fixture("flaky.py"),
+            "args": [str(counter), "2", "75", "120", "HTTP 429"],
+            "retry": {"attempts": 3, "backoff_seconds": [10, 300]},
+        },
+    )
+    report, _, sleeper = run(config, "prices")
+    assert report.status == "success"
+    assert sleeper.calls == [120, 300]  # the hint when longer, the backoff otherwise
+
+
+def test_transient_failure_on_every_attempt(base: Path) -> None:
+    config = make_config(
+        base,
+        prices={
+            "script": fixture("flaky.py"),
+            "args": [str(base / "counter"), "99", "75", "", "upstream 503"],
+            "critical": True,
+            "retry": {"attempts": 3, "backoff_seconds": [10]},
+        },
+    )
+    report, output, sleeper = run(config, "prices")
+    assert (report.status, report.attempts, report.exit_code) == ("failed", 3, 1)
+    assert sleeper.calls == [10, 10]  # the last backoff repeats
+    assert report.error == "upstream 503"
+    assert not output.exists()
+    status = status_of(config, "prices")
+    assert (status["total_runs"], status["total_failures"], status["consecutive_failures"]) == (
+        1,
+        1,
+        1,
+    )
+
+
+@pytest.mark.parametrize("code", [65, 70, 78])
+def test_permanent_failure_is_not_retried_and_keeps_its_message(base: Path, code: int) -> None:
+    counter = base / "counter"
+    config = make_config(
+        base,
+        fundamentals={
+            "script": fixture("flaky.py"),
+            "args": [str(counter), "99", str(code), "", "bad symbol file: row 3"],
+            "critical": True,
+        },
+    )
+    report, output, sleeper = run(config, "fundamentals")
+    assert (report.status, report.attempts, report.exit_code) == ("failed", 1, 1)
+    assert counter.read_text() == "1"
+    assert sleeper.calls == []
+    assert report.error == "bad symbol file: row 3"
+    assert not output.exists()
+    assert outcomes(config, "fundamentals") == ["permanent"]
+    assert status_of(config, "fundamentals")["last_error_message"] == "bad symbol file: row 3"
+
+
+def test_error_falls_back_to_the_last_line_of_stderr(base: Path) -> None:
+    config = make_config(
+        base,
+        news={
+            "script": fixture("flaky.py"),
+            "args": [str(base / "c"), "99", "65"],
+            "critical": True,
+        },
+    )
+    report, _, _ = run(config, "news")
+    assert report.error == "attempt 1: failing with 65"
+
+
+def test_secrets_in_errors_are_redacted(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTH_API_KEY", "canary-123456")
+    config = make_config(
+        base,
+        news={
+            "script": fixture("flaky.py"),
+            "args": [str(base / "c"), "99", "65", "", "401 for key=canary-123456"],
+        },
+    )
+    report, output, _ = run(config, "news")
+    assert report.error == "401 for key=***"
+    assert "canary" not in output.read_text()
+    assert "canary" not in json.dumps(StatusStore(config.status_db).attempts("news"))
+    assert "canary" not in status_of(config, "news")["last_error_message"]
+
+
+# -- timeouts and kills -------------------------------------------------------------------
+
+
+def test_hung_task_is_killed_with_its_grandchild_and_retried(base: Path) -> None:
+    pids = base / "pids"
+    config = make_config(
+        base,
+        options={
+            "script": fixture("hang.py"),
+            "args": [str(pids)],
+            "critical": True,
+            "max_runtime_seconds": 1,
+            "retry": {"attempts": 2, "backoff_seconds": [5]},
+        },
+    )
+    started = time.monotonic()
+    report, output, sleeper = run(config, "options")
+    elapsed = time.monotonic() - started
+
+    assert (report.status, report.attempts, report.exit_code) == ("failed", 2, 1)
+    assert "timed out after 1 s" in (report.error or "")
+    assert sleeper.calls == [5]
+    assert outcomes(config, "options") == ["timeout", "timeout"]
+    assert not output.exists()
+    assert elapsed < 8
+    lines = pids.read_text().split("\n")[:-1]
+    assert len(lines) == 2
+    for line in lines:
+        child, grandchild = (int(pid) for pid in line.split())
+        assert process_gone(child), f"child {child} survived"
+        assert process_gone(grandchild), f"grandchild {grandchild} survived"
+
+
+def test_sigkilled_script_leaves_no_sentinel(base: Path) -> None:
+    data = base / "prices.csv"
+    config = make_config(
+        base,
+        prices_daily={
+            "script": fixture("partial_then_sigkill.py"),
+            "args": [str(data)],
+            "critical": True,
+            "retry": {"attempts": 2, "backoff_seconds": [1]},
+        },
+    )
+    report, output, sleeper = run(config, "prices_daily")
+    assert (report.status, report.exit_code) == ("failed", 1)
+    assert report.error == "killed by signal 9"
+    assert outcomes(config, "prices_daily") == ["transient", "transient"]  # retried
+    assert sleeper.calls == [1]
+    assert not output.exists()
+    assert not output.parent.exists() or list(output.parent.iterdir()) == []
+    attempts = StatusStore(config.status_db).attempts("prices_daily")
+    assert [a["records_processed"] for a in attempts] == [None, None]  # half a result is none
+
+
+def test_unstartable_script_is_a_recorded_permanent_failure(base: Path) -> None:
+    script = base / "collect.sh"
+    script.write_text("#!/bin/sh\necho hi\n")  # not executable
+    config = make_config(base, insider={"script": str(script), "critical": True})
+    report, output, sleeper = run(config, "insider")
+    assert (report.status, report.attempts, report.exit_code) == ("failed", 1, 1)
+    assert "collect.sh" in (report.error or "")
+    assert sleeper.calls == []
+    assert not output.exists()
+    status = status_of(config, "insider")
+    assert (status["status"], status["total_failures"]) == ("FAILED", 1)
+
+
+# -- critical and non-critical failures ------------------------------------------------
+
+
+def test_non_critical_failure_writes_a_failed_sentinel_removed_at_the_end(base: Path) -> None:
+    config = make_config(
+        base,
+        analyst={
+            "script": fixture("flaky.py"),
+            "args": [str(base / "c"), "99", "65", "", "feed schema changed"],
+            "critical": False,
+        },
+    )
+    report, output, _ = run(config, "analyst")
+    assert (report.status, report.exit_code) == ("failed", 0)
+    record = json.loads(output.read_text())
+    assert (record["status"], record["error"], record["records_processed"]) == (
+        "failed",
+        "feed schema changed",
+        0,
+    )
+    markers = list((config.state_dir / "run" / "failed").glob("*.failed"))
+    assert len(markers) == 1
+
+    assert finish_run(config.state_dir) == [str(output.resolve())]
+    assert not output.exists()
+    assert list((config.state_dir / "run" / "failed").glob("*.failed")) == []
+    assert finish_run(config.state_dir) == []
+
+
+def test_degraded_inputs_are_listed(base: Path) -> None:
+    config = make_config(
+        base,
+        analyst={"script": fixture("succeed.py")},
+        news={"script": fixture("succeed.py")},
+        assets={"script": fixture("succeed.py")},
+        signals={"script": fixture("succeed.py")},
+    )
+    targets = config.targets_dir
+    failed = sentinel.daily_target(targets, SESSION, "analyst")
+    sentinel.write_sentinel(failed, {"task": "analyst", "status": "failed"})
+    degraded = sentinel.daily_target(targets, SESSION, "news")
+    sentinel.write_sentinel(degraded, {"task": "news", "status": "degraded"})
+    clean = sentinel.daily_target(targets, SESSION, "assets")
+    sentinel.write_sentinel(clean, {"task": "assets", "status": "success"})
+
+    report, output, _ = run(config, "signals", inputs=[clean, failed, degraded])
+    record = json.loads(output.read_text())
+    assert report.status == "degraded"
+    assert report.exit_code == 0
+    assert record["status"] == "degraded"
+    assert record["degraded_inputs"] == ["analyst", "news"]
+    assert status_of(config, "signals")["status"] == "DEGRADED"
+
+    report, output, _ = run(config, "signals", inputs=[clean])
+    assert report.status == "success"
+    assert json.loads(output.read_text())["degraded_inputs"] == []
+
+
+# -- the command line, as Snakemake runs it ------------------------------------------------
+
+
+def runner_command(config: Config, task: str) -> tuple[list[str], Path]:
+    output = sentinel.daily_target(config.targets_dir, SESSION, task)
+    command = [
+        sys.executable, "-m", "orchestrator.task_runner",
+        "--config-json", str(write_effective_config(config)), "--output", str(output),
+    ]  # fmt: skip
+    return command, output
+
+
+@pytest.mark.parametrize(("critical", "code"), [(True, 1), (False, 0)])
+def test_main_exit_codes(base: Path, critical: bool, code: int) -> None:
+    config = make_config(
+        base,
+        good={"script": fixture("succeed.py")},
+        bad={"script": fixture("flaky.py"), "args": [str(base / "c"), "9", "65"],
+             "critical": critical},
+    )  # fmt: skip
+    command, output = runner_command(config, "good")
+    assert subprocess.run(command, cwd=ROOT, capture_output=True).returncode == 0
+    assert json.loads(output.read_text())["status"] == "success"
+
+    command, output = runner_command(config, "bad")
+    assert subprocess.run(command, cwd=ROOT, capture_output=True).returncode == code
+    assert output.exists() is (not critical)
+
+
+def _wait_for(path: Path, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists() or not path.read_text().strip():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+    return path.read_text()
+
+
+def test_sigterm_to_the_runner_kills_the_task_and_records_the_failure(base: Path) -> None:
+    pids = base / "pids"
+    config = make_config(base, options={"script": fixture("hang.py"), "args": [str(pids)]})
+    command, output = runner_command(config, "options")
+    runner = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
+    child, grandchild = (int(pid) for pid in _wait_for(pids).split())
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=10) == 1
+    assert process_gone(child) and process_gone(grandchild)
+    assert not output.exists()
+    status = status_of(config, "options")
+    assert (status["status"], status["total_failures"]) == ("FAILED", 1)
+    assert "interrupted by SIGTERM" in status["last_error_message"]
+
+
+def test_sigkilled_runner_leaves_no_sentinel(base: Path) -> None:
+    started = base / "started"
+    config = make_config(base, news={"script": fixture("slow.py"), "args": [str(started)]})
+    command, output = runner_command(config, "news")
+    runner = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
+    child = int(_wait_for(started))
+    try:
+        runner.send_signal(signal.SIGKILL)
+        assert runner.wait(timeout=10) == -signal.SIGKILL
+        assert not output.exists()
+        assert not output.parent.exists() or list(output.parent.iterdir()) == []
+    finally:
+        # The task runs in its own session, so it outlives a SIGKILLed runner; end it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child, signal.SIGKILL)
