@@ -31,5 +31,9 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/run_all.py
 
+soak: setup
+	$(BIN)/python -m pytest -m soak
+	$(BIN)/python bench/soak.py
+
 clean:
 	rm -rf $(VENV) state .snakemake
