@@ -143,13 +143,15 @@ def _time(command: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 def _in_process_collect(root: Path, repeat: int) -> float:
     """Median seconds of ``collect_health`` alone (queries, freshness), in this process."""
-    from orchestrator.health import collect_health, load_calendar_fast, load_config_fast
+    from orchestrator.config import load_config_cached
+    from orchestrator.health import collect_health
+    from orchestrator.market_calendar import load_calendar
 
     here = Path.cwd()
     os.chdir(root)
     try:
-        config = load_config_fast("config.yaml")
-        calendar = load_calendar_fast(config.calendar_name, config.cache_dir, NOW)
+        config = load_config_cached("config.yaml")
+        calendar = load_calendar(config.calendar_name, config.cache_dir)
         times = []
         for _ in range(repeat):
             started = time.perf_counter()

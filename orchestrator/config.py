@@ -18,6 +18,7 @@ re-validates YAML on its own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -393,28 +394,45 @@ def load_config(path: Path | str, overrides: Mapping[str, Any] | None = None) ->
 # -- the effective config handed to tasks -----------------------------------
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w") as out:
+        out.write(text)
+    os.replace(temp, path)
+
+
+def _blake2b_hex(*parts: bytes) -> str:
+    try:  # hashlib.blake2b without hashlib's OpenSSL import (~2 ms on the health path)
+        from _blake2 import blake2b
+    except ImportError:
+        from hashlib import blake2b
+    digest = blake2b(digest_size=8)
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
+
+
+def _effective_payload(config: Config) -> str:
+    return json.dumps(
+        {"source": config.source, "base_dir": str(config.base_dir), "raw": config.raw},
+        sort_keys=True,
+        default=str,
+    )
+
+
 def write_effective_config(config: Config) -> Path:
     """Write ``config`` as JSON under ``state/run/`` and return the file's path.
 
     The name carries a content hash, so concurrent runs with the same
     settings share one file and runs with different settings never clash.
     """
-    payload = json.dumps(
-        {"source": config.source, "base_dir": str(config.base_dir), "raw": config.raw},
-        sort_keys=True,
-        default=str,
-    )
-    import hashlib
-    import tempfile
-
-    digest = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
-    path = config.state_dir / "run" / f"config-{digest}.json"
+    payload = _effective_payload(config)
+    path = config.state_dir / "run" / f"config-{_blake2b_hex(payload.encode())}.json"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(handle, "w") as out:
-            out.write(payload)
-        os.replace(temp, path)
+        _write_atomically(path, payload)
     return path
 
 
@@ -422,3 +440,32 @@ def read_effective_config(path: Path | str) -> Config:
     """The ``Config`` stored by ``write_effective_config`` (validated when written)."""
     payload = json.loads(Path(path).read_text())
     return _model(payload["raw"], payload["source"], Path(payload["base_dir"]))
+
+
+def load_config_cached(path: Path | str) -> Config:
+    """``load_config``, validating each distinct file content only once.
+
+    For the health monitor, which must start in a few hundredths of a
+    second: jsonschema and PyYAML cost more than that. A stamp
+    ``state/run/validated-<hash>.json`` (hash of the file's bytes, the
+    schema, the path and the working directory) holds the validated
+    model; without one, ``load_config`` validates fully (``ConfigError``
+    on a problem) and writes it. Checks outside the file (a collector that
+    disappeared) are not repeated on the fast path: the monitor runs no task.
+    """
+    path = Path(path)
+    try:
+        content = path.read_bytes()
+    except OSError:
+        return load_config(path)  # raises the ConfigError naming the file
+    base = Path.cwd().resolve()
+    digest = _blake2b_hex(content, SCHEMA_PATH.read_bytes(), str(path).encode(), str(base).encode())
+    stamp = base / STATE_DIR / "run" / f"validated-{digest}.json"
+    try:
+        return read_effective_config(stamp)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    config = load_config(path)
+    with contextlib.suppress(OSError):  # a read-only state folder: validate next time too
+        _write_atomically(stamp, _effective_payload(config))
+    return config

@@ -21,16 +21,9 @@ An unreadable one (not SQLite, no permission) is a ``HealthError``.
 Speed is a requirement (``orchestrator --health`` must cost under three
 ``python -c "import sqlite3"``), so this path imports no pandas, numpy,
 snakemake, jsonschema, exchange_calendars, rich or logging, and reads only one
-row per task: the cost does not grow with the run history. Two fast paths:
-
-- ``load_config_fast``: a config already validated (same bytes, same schema,
-  same working directory) is rebuilt from a stamp under ``state/run/``
-  (``validated-<blake2b>.json``, the effective-config format) without
-  jsonschema; anything else goes through ``load_config`` and writes the stamp.
-- ``load_calendar_fast``: the calendar's JSON cache is found without
-  ``importlib.metadata`` and only its last ~13 months are modelled (older
-  dates widen it to the whole cache on demand); a missing cache or a ``now``
-  beyond it falls back to ``market_calendar.load_calendar``.
+row per task: the cost does not grow with the run history. The config is
+read with ``config.load_config_cached`` (validated once per content) and the
+calendar from its JSON cache.
 """
 
 from __future__ import annotations
@@ -39,25 +32,12 @@ import json
 import os
 import sqlite3
 import sys
-from bisect import bisect_left
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-try:  # what hashlib.blake2b is, without hashlib's OpenSSL import (~2 ms)
-    from _blake2 import blake2b
-except ImportError:  # pragma: no cover - other Python implementations
-    from hashlib import blake2b
-
-from orchestrator.config import (
-    SCHEMA_PATH,
-    STATE_DIR,
-    Config,
-    TaskConfig,
-    load_config,
-    read_effective_config,
-)
+from orchestrator.config import Config, TaskConfig, load_config_cached
 from orchestrator.errors import OrchestratorError
 from orchestrator.freshness import (
     GREEN,
@@ -69,11 +49,8 @@ from orchestrator.freshness import (
     human_age,
     zone_label,
 )
-from orchestrator.market_calendar import CACHE_FORMAT, MarketCalendar, load_calendar
+from orchestrator.market_calendar import MarketCalendar, load_calendar
 
-STAMP_FORMAT = b"health-stamp-1"
-CALENDAR_PACKAGE = "exchange_calendars"
-CALENDAR_SLICE_DAYS = 400
 NEVER_RUN = "NEVER RUN"
 # In the order of the summary line.
 SUMMARY_LABELS = {GREEN: "healthy", YELLOW: "stale", RED: "critical", UNKNOWN: "unknown"}
@@ -497,116 +474,6 @@ def render_json(report: HealthReport) -> str:
     return json.dumps(report_dict(report), indent=2, ensure_ascii=False) + "\n"
 
 
-# -- fast loading -----------------------------------------------------------------
-
-
-def _stamp_path(config_path: Path, config_bytes: bytes) -> Path:
-    base = Path.cwd().resolve()
-    digest = blake2b(digest_size=16)
-    for part in (
-        STAMP_FORMAT,
-        config_bytes,
-        SCHEMA_PATH.read_bytes(),
-        str(config_path).encode(),
-        str(base).encode(),
-    ):
-        digest.update(len(part).to_bytes(8, "big") + part)
-    return base / STATE_DIR / "run" / f"validated-{digest.hexdigest()}.json"
-
-
-def _write_stamp(stamp: Path, config: Config) -> None:
-    import tempfile
-
-    payload = json.dumps(
-        {"source": config.source, "base_dir": str(config.base_dir), "raw": config.raw},
-        sort_keys=True,
-        default=str,
-    )
-    try:
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=stamp.parent, prefix=".validated-", suffix=".tmp")
-        with os.fdopen(handle, "w") as out:
-            out.write(payload)
-        os.replace(temp, stamp)
-    except OSError:
-        pass  # a read-only state directory: validate fully next time too
-
-
-def load_config_fast(config_path: Path | str) -> Config:
-    """The config at ``config_path``, validated once per content.
-
-    If a stamp for exactly these bytes (and this schema and working
-    directory) exists, the model is rebuilt from it without jsonschema;
-    otherwise ``load_config`` validates fully (``ConfigError`` on a problem)
-    and the stamp is written. Checks outside the file (a collector module or
-    script that disappeared) are not repeated on the fast path: the monitor
-    does not run tasks.
-    """
-    path = Path(config_path)
-    try:
-        config_bytes = path.read_bytes()
-    except OSError:
-        return load_config(path)  # raises the ConfigError naming the file
-    stamp = _stamp_path(path, config_bytes)
-    try:
-        return read_effective_config(stamp)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
-    config = load_config(path)
-    _write_stamp(stamp, config)
-    return config
-
-
-def _installed_version(package: str) -> str | None:
-    """The installed version of ``package`` from its dist-info directory name.
-
-    ``importlib.metadata.version`` gives the same answer but costs ~20 ms to import.
-    """
-    prefix = f"{package}-"
-    for entry in sys.path:
-        try:
-            names = os.listdir(entry or ".")
-        except OSError:
-            continue
-        for name in names:
-            if name.startswith(prefix) and name.endswith(".dist-info"):
-                return name[len(prefix) : -len(".dist-info")]
-    return None
-
-
-def load_calendar_fast(name: str, cache_dir: Path, now: datetime) -> MarketCalendar:
-    """The calendar ``name`` from its JSON cache, modelled from ~13 months before ``now``.
-
-    Same cache file and answers as ``market_calendar.load_calendar``; a
-    question about an earlier date widens the calendar to the whole cache
-    once. No cache, an unreadable one, or ``now`` beyond its range (which
-    may need a rebuild from ``exchange_calendars``): ``load_calendar``.
-    """
-    version = _installed_version(CALENDAR_PACKAGE)
-    path = Path(cache_dir) / f"calendar-{name}-{version}.json"
-    payload: dict[str, Any] = {}
-    try:
-        payload = json.loads(path.read_text()) if version else {}
-        usable = (
-            payload.get("format") == CACHE_FORMAT
-            and payload["sessions"][0] <= now.date().isoformat() <= payload["sessions"][-1]
-        )
-    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
-        usable = False
-    if not usable:
-        return load_calendar(name, cache_dir)
-    sessions: list[str] = payload["sessions"]
-    start = bisect_left(sessions, (now.date() - timedelta(days=CALENDAR_SLICE_DAYS)).isoformat())
-    return MarketCalendar(
-        name=payload["name"],
-        timezone=payload["timezone"],
-        sessions=[date.fromisoformat(day) for day in sessions[start:]],
-        opens=payload["opens"][start:],
-        closes=payload["closes"][start:],
-        rebuild=lambda: load_calendar(name, cache_dir),
-    )
-
-
 def _wants_color(stream: TextIO) -> bool:
     """Colour only on a terminal, and never when ``NO_COLOR`` is set (no-color.org)."""
     if os.environ.get("NO_COLOR"):
@@ -630,11 +497,11 @@ def main_health(
     sentence when no report can be made.
     """
     out = sys.stdout if stream is None else stream
-    config = load_config_fast(config_path)
+    config = load_config_cached(config_path)
     moment = now or config.now or datetime.now(UTC)
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"naive datetime {moment!r}: pass a timezone-aware time")
-    calendar = load_calendar_fast(config.calendar_name, config.cache_dir, moment)
+    calendar = load_calendar(config.calendar_name, config.cache_dir)
     report = collect_health(config, moment, calendar)
     out.write(render_json(report) if as_json else render_text(report, _wants_color(out)))
     return exit_code(report)

@@ -15,16 +15,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+import orchestrator.config as config_module
 import orchestrator.health as health
-from orchestrator.config import Config, load_config
+from orchestrator.config import Config, load_config, load_config_cached
 from orchestrator.errors import ConfigError
 from orchestrator.freshness import GREEN, RED, UNKNOWN, YELLOW
 from orchestrator.health import (
     HealthError,
     collect_health,
     exit_code,
-    load_calendar_fast,
-    load_config_fast,
     main_health,
     render_json,
     render_text,
@@ -134,7 +133,7 @@ def populated(project: Path) -> Path:
 
 def _collect(now: datetime = NOW) -> tuple[Config, MarketCalendar, health.HealthReport]:
     config = load_config("config.yaml")
-    calendar = load_calendar_fast(config.calendar_name, config.cache_dir, now)
+    calendar = load_calendar(config.calendar_name, config.cache_dir)
     return config, calendar, collect_health(config, now, calendar)
 
 
@@ -370,23 +369,23 @@ def test_main_health_without_databases(project: Path) -> None:
 
 
 def test_validation_stamp(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = load_config_fast("config.yaml")
+    first = load_config_cached("config.yaml")
     stamps = list((project / "state" / "run").glob("validated-*.json"))
     assert len(stamps) == 1
 
     def no_full_validation(path: object) -> Config:
         raise AssertionError("validated again although the stamp matches")
 
-    monkeypatch.setattr(health, "load_config", no_full_validation)
-    assert load_config_fast("config.yaml") == first
+    monkeypatch.setattr(config_module, "load_config", no_full_validation)
+    assert load_config_cached("config.yaml") == first
     monkeypatch.undo()
     monkeypatch.chdir(project)
     # Any change of the bytes means a full validation, and a bad config is an error.
     (project / "config.yaml").write_text(CONFIG.replace("yellow: 2h}", "yellow: 30m}", 1))
     with pytest.raises(ConfigError, match=r"tasks\.fresh_wall\.freshness\.yellow"):
-        load_config_fast("config.yaml")
+        load_config_cached("config.yaml")
     (project / "config.yaml").write_text(CONFIG + "\n")
-    assert load_config_fast("config.yaml").tasks == first.tasks
+    assert load_config_cached("config.yaml").tasks == first.tasks
     assert len(list((project / "state" / "run").glob("validated-*.json"))) == 2
 
 
@@ -396,7 +395,7 @@ def test_missing_config_is_a_config_error(project: Path) -> None:
 
 
 def test_health_path_imports_nothing_heavy(populated: Path) -> None:
-    load_config_fast("config.yaml")  # the stamp, as after any earlier run
+    load_config_cached("config.yaml")  # the stamp, as after any earlier run
     script = (
         "import sys, io\n"
         "from datetime import datetime\n"
