@@ -227,12 +227,12 @@ def as_of_for(config: Config, task: TaskConfig, period: Period, now: datetime) -
 
 
 def _degraded_inputs(inputs: list[Path]) -> list[str]:
-    degraded = []
-    for path in inputs:
-        record = sentinel.read_sentinel(path)
-        if record is None or record.get("status") != sentinel.SUCCESS:
-            degraded.append(record.get("task", path.stem) if record else path.stem)
-    return degraded
+    """Tasks among ``inputs`` whose sentinel is missing, failed or itself degraded."""
+    return [
+        sentinel.parse_target(path)[2]
+        for path in inputs
+        if (sentinel.read_sentinel(path) or {}).get("status") != sentinel.SUCCESS
+    ]
 
 
 def _wait_until_not_before(
@@ -284,7 +284,8 @@ def run_task(
     for attempt_number in range(1, task.retry.attempts + 1):
         attempt_started = clock()
         command = child_command(config, task, config_json, period, as_of, attempt_started)
-        outcome = run_attempt(command, env, task.max_runtime_seconds)
+        attempt_env = {**env, "ORCHESTRATOR_ATTEMPT": str(attempt_number)}
+        outcome = run_attempt(command, attempt_env, task.max_runtime_seconds)
         store.record_attempt(
             Attempt(
                 task_name=task.name,

@@ -166,11 +166,7 @@ def end_of_run(state_dir: Path) -> None:
     """
     removed = finish_run(state_dir)
     if removed:
-        tasks = ", ".join(
-            sorted(
-                Path(path).stem if "/daily/" in path else Path(path).parent.name for path in removed
-            )
-        )
+        tasks = ", ".join(sorted(sentinel.parse_target(path)[2] for path in removed))
         sys.exit(
             f"error: non-critical task(s) failed: {tasks}; their dependents ran on the last "
             "good data (degraded). See `orchestrator --health` and the task logs under state/logs/."

@@ -1,6 +1,9 @@
 # The daily DAG: one rule per data source, built once per session.
 # Dependencies are the rules' inputs; settings come from config.yaml's tasks.
 # Targets: state/targets/daily/<session>/<task>.json (see orchestrator/sentinel.py).
+# `priority: 10` marks the critical path (assets, prices_daily, options/earnings,
+# ml_features, signals): with more ready jobs than cores, Snakemake does not
+# favour it on its own and the run would take a wave longer.
 
 
 # Tier 0: the universe every other source reads.
@@ -9,7 +12,6 @@ rule assets:
         "state/targets/daily/{session}/assets.json",
     log:
         "state/logs/daily/{session}/assets.log",
-    # On the critical path: with more ready jobs than cores, run these first.
     priority: 10
     shell:
         RUN_TASK
@@ -23,7 +25,6 @@ rule prices_daily:
         "state/targets/daily/{session}/prices_daily.json",
     log:
         "state/logs/daily/{session}/prices_daily.log",
-    # On the critical path: with more ready jobs than cores, run these first.
     priority: 10
     shell:
         RUN_TASK
@@ -103,7 +104,6 @@ rule options:
         "state/targets/daily/{session}/options.json",
     log:
         "state/logs/daily/{session}/options.log",
-    # On the critical path: with more ready jobs than cores, run these first.
     priority: 10
     shell:
         RUN_TASK
@@ -117,7 +117,6 @@ rule earnings:
         "state/targets/daily/{session}/earnings.json",
     log:
         "state/logs/daily/{session}/earnings.log",
-    # On the critical path: with more ready jobs than cores, run these first.
     priority: 10
     shell:
         RUN_TASK
@@ -139,7 +138,6 @@ rule ml_features:
         "state/targets/daily/{session}/ml_features.json",
     log:
         "state/logs/daily/{session}/ml_features.log",
-    # On the critical path: with more ready jobs than cores, run these first.
     priority: 10
     shell:
         RUN_TASK
@@ -153,7 +151,6 @@ rule signals:
         "state/targets/daily/{session}/signals.json",
     log:
         "state/logs/daily/{session}/signals.log",
-    # On the critical path: with more ready jobs than cores, run these first.
     priority: 10
     shell:
         RUN_TASK
