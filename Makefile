@@ -25,6 +25,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check orchestrator collectors tests bench
 	$(BIN)/ruff format --check orchestrator collectors tests bench
+	$(BIN)/mypy
 	$(BIN)/snakefmt --check Snakefile rules/
 	$(BIN)/snakemake --lint
 

@@ -127,7 +127,7 @@ class IntradayLoop:
         self._sleeper = sleeper or (lambda seconds: self.control.finish.wait(timeout=seconds))
 
     def _snakemake_tick(self) -> int:
-        overrides = ()
+        overrides: tuple[str, ...] = ()
         if self.config.now is not None:
             overrides = (f"now={self.clock().isoformat()}",)
         call = SnakemakeCall(

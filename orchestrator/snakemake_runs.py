@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from orchestrator.errors import OrchestratorError
 
@@ -128,7 +129,7 @@ class SnakemakeCall:
 class SnakemakeProcess:
     """A running Snakemake in its own process group, its output relayed line by line."""
 
-    def __init__(self, command: list[str], cwd: Path, output: object = None) -> None:
+    def __init__(self, command: list[str], cwd: Path, output: TextIO | None = None) -> None:
         self.output = output or sys.stdout
         self.tail: list[str] = []
         self.process = subprocess.Popen(
@@ -146,9 +147,9 @@ class SnakemakeProcess:
     def _relay_output(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            self.output.write(line)  # type: ignore[attr-defined]
+            self.output.write(line)
             self.tail = [*self.tail[-49:], line]
-        self.output.flush()  # type: ignore[attr-defined]
+        self.output.flush()
 
     def wait(self, timeout: float | None = None) -> int:
         code = self.process.wait(timeout=timeout)
@@ -180,7 +181,7 @@ class SnakemakeProcess:
 def run_snakemake(
     call: SnakemakeCall,
     project_dir: Path,
-    output: object = None,
+    output: TextIO | None = None,
     stop_requested: threading.Event | None = None,
 ) -> int:
     """Run ``call`` in ``project_dir``; recover once from a stale Snakemake lock.

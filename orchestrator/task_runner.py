@@ -192,17 +192,17 @@ def run_attempt(command: list[str], env: dict[str, str], timeout: float) -> Atte
             result = {}
     if code is None:
         return AttemptOutcome("timeout", f"timed out after {timeout:g} s; process group killed")
-    error = result.get("error") or _last_line(error_text)
+    message = result.get("error") or _last_line(error_text)
     if code == 0:
         return AttemptOutcome("success", result=result)
     if code < 0:
-        return AttemptOutcome("transient", error or f"killed by signal {-code}", result)
+        return AttemptOutcome("transient", message or f"killed by signal {-code}", result)
     if code in PERMANENT_EXIT_CODES:
-        return AttemptOutcome("permanent", error or f"exited with status {code}", result)
+        return AttemptOutcome("permanent", message or f"exited with status {code}", result)
     retry_after = result.get("retry_after_seconds")
     return AttemptOutcome(
         "transient",
-        error or f"exited with status {code}",
+        message or f"exited with status {code}",
         result,
         float(retry_after) if retry_after is not None else None,
     )

@@ -48,7 +48,7 @@ SPLIT_RATIOS = (2.0, 2.0, 3.0, 4.0)
 FULL_SESSION_MINUTES = 390
 
 
-def epoch_of_ordinal(ordinal: np.ndarray, seconds_into_day: np.ndarray | float) -> np.ndarray:
+def epoch_of_ordinal(ordinal: np.ndarray | int, seconds_into_day: np.ndarray | float) -> np.ndarray:
     """Epoch seconds UTC of ``seconds_into_day`` after midnight UTC of a date ordinal."""
     return (np.asarray(ordinal, dtype=np.int64) - 719163) * 86400 + np.asarray(
         seconds_into_day, dtype=np.int64
