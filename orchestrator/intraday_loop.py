@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -93,7 +92,7 @@ def prune_intraday(config: Config, calendar: MarketCalendar, now: datetime) -> l
                 removed.append(session_dir)
     snakemake_logs = config.base_dir / ".snakemake" / "log"
     if snakemake_logs.is_dir():
-        cutoff = time.time() - config.keep_sessions * 86400
+        cutoff = now.timestamp() - config.keep_sessions * 86400
         for log in snakemake_logs.iterdir():
             if log.stat().st_mtime < cutoff:
                 log.unlink(missing_ok=True)
@@ -142,13 +141,12 @@ class IntradayLoop:
 
     def tick(self) -> TickResult:
         started = self.clock()
-        began = time.monotonic()
         try:
             code = int(self._run_tick())  # type: ignore[operator]
         except Exception as error:  # a failed tick must not end the loop
             logger.error("✗ tick at %s crashed: %s", started.isoformat(timespec="seconds"), error)
             code = 1
-        seconds = time.monotonic() - began
+        seconds = (self.clock() - started).total_seconds()
         mark = "✓" if code == 0 else "✗"
         level = logging.INFO if code == 0 else logging.ERROR
         logger.log(
