@@ -24,8 +24,11 @@ INTRADAY = ("price_data", "intraday_features", "intraday_signals")
 def job_counts(dry_run_output):
     """The ``job  count`` rows of a dry run's job stats table."""
     rows = (line.split() for line in dry_run_output.splitlines())
-    return {row[0]: int(row[1]) for row in rows
-            if len(row) == 2 and row[0] in INTRADAY and row[1].isdigit()}
+    return {
+        row[0]: int(row[1])
+        for row in rows
+        if len(row) == 2 and row[0] in INTRADAY and row[1].isdigit()
+    }
 
 
 def built(project):
@@ -80,11 +83,27 @@ def test_pre_market_tasks_build_slots_of_the_coming_session(tmp_path):
 def test_a_daily_run_and_intraday_ticks_overlap_without_lock_errors(tmp_path):
     project = make_project(tmp_path / "p", fake_tasks(project_config(), sleep=0.5))
     daily = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "daily", "--cores", "2", "--snakefile",
-         str(project / "Snakefile"), "--config", "now=2026-11-27T10:00:00-05:00"],
-        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ticks = [snakemake(project, "intraday", now=f"2026-11-27T10:0{minute}:05-05:00")
-             for minute in range(5, 8)]
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "daily",
+            "--cores",
+            "2",
+            "--snakefile",
+            str(project / "Snakefile"),
+            "--config",
+            "now=2026-11-27T10:00:00-05:00",
+        ],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    ticks = [
+        snakemake(project, "intraday", now=f"2026-11-27T10:0{minute}:05-05:00")
+        for minute in range(5, 8)
+    ]
     daily_output, _ = daily.communicate(timeout=300)
     assert daily.returncode == 0, daily_output
     for tick in ticks:
@@ -129,7 +148,11 @@ def test_a_second_loop_exits_at_once_naming_the_first_and_sigterm_stops_the_firs
     project = loop_project(tmp_path, "2026-11-28T10:00:00-05:00")  # closed: the loop sleeps
     first = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "--project", str(project), "--intraday"],
-        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     holder = project / "state" / "locks" / "intraday-loop.holder"
     deadline = time.monotonic() + 30
     while not holder.exists() and time.monotonic() < deadline:
@@ -152,10 +175,21 @@ def test_a_tick_killed_mid_run_does_not_block_the_next(tmp_path):
     config["tasks"]["price_data"]["args"] = ["--sleep", "30"]
     project = make_project(tmp_path / "p", config)
     tick = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "intraday", "--snakefile",
-         str(project / "Snakefile"), "--config", "now=2026-11-27T10:07:10-05:00"],
-        cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "intraday",
+            "--snakefile",
+            str(project / "Snakefile"),
+            "--config",
+            "now=2026-11-27T10:07:10-05:00",
+        ],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     locks = project / ".snakemake" / "locks"
     deadline = time.monotonic() + 60
     while not (locks.is_dir() and any(locks.iterdir())) and time.monotonic() < deadline:
