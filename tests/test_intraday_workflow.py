@@ -206,3 +206,20 @@ def test_a_tick_killed_mid_run_does_not_block_the_next(tmp_path):
     result = orchestrator(project, "--intraday", "--once")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2026-11-27/price_data/1007.json" in built(project)
+
+
+def test_a_tick_with_every_current_slot_built_does_not_start_snakemake(tmp_path):
+    project = loop_project(tmp_path, "2026-11-27T10:07:10-05:00")
+    assert orchestrator(project, "--intraday", "--once").returncode == 0
+    runs_before = len(list((project / ".snakemake" / "log").iterdir()))
+
+    config = yaml.safe_load((project / "config.yaml").read_text())
+    config["now"] = "2026-11-27T10:07:40-05:00"  # same slots: nothing is due
+    (project / "config.yaml").write_text(yaml.safe_dump(config))
+    assert orchestrator(project, "--intraday", "--once").returncode == 0
+    assert len(list((project / ".snakemake" / "log").iterdir())) == runs_before
+
+    config["now"] = "2026-11-27T10:08:05-05:00"  # a new price slot is due
+    (project / "config.yaml").write_text(yaml.safe_dump(config))
+    assert orchestrator(project, "--intraday", "--once").returncode == 0
+    assert "2026-11-27/price_data/1008.json" in built(project)
