@@ -48,7 +48,7 @@ def daily_summary(config: Config, session: date) -> tuple[str, bool]:
     lines = [f"Daily session {session}:"]
     for row in [header, *rows]:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
-        lines.append("  " + "  ".join(cells) + ("  " + row[-1] if row[-1] else ""))
+        lines.append(("  " + "  ".join(cells) + "  " + row[-1]).rstrip())
     built = sum(1 for row in rows if row[1] in (sentinel.SUCCESS, sentinel.DEGRADED))
     lines.append(
         f"{built}/{len(rows)} tasks built, {total_records} records"

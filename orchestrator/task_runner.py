@@ -43,6 +43,7 @@ from typing import Any
 from orchestrator import sentinel
 from orchestrator.clock import Clock, Sleeper, clock_for, real_sleep
 from orchestrator.config import Config, TaskConfig, read_effective_config
+from orchestrator.secrets import load_dotenv, redact
 from orchestrator.status_store import Attempt, StatusStore, clean_error
 from orchestrator.workflow_support import note_failed_sentinel
 
@@ -161,15 +162,17 @@ def run_attempt(command: list[str], env: dict[str, str], timeout: float) -> Atte
     """Run ``command`` once in its own process group, killed at ``timeout`` seconds."""
     with tempfile.TemporaryDirectory(prefix="orchestrator-attempt-") as scratch:
         result_file = Path(scratch) / "result.json"
+        stdout_file = Path(scratch) / "stdout.txt"
         stderr_file = Path(scratch) / "stderr.txt"
         child_env = {**env, "ORCHESTRATOR_RESULT_FILE": str(result_file)}
-        with stderr_file.open("wb") as stderr:
+        # The child's output reaches the task's log only after redaction (secrets).
+        with stdout_file.open("wb") as stdout, stderr_file.open("wb") as stderr:
             try:
                 process = subprocess.Popen(
                     command,
                     env=child_env,
                     stdin=subprocess.DEVNULL,
-                    stdout=sys.stderr.fileno(),
+                    stdout=stdout,
                     stderr=stderr,
                     start_new_session=True,
                 )
@@ -183,8 +186,8 @@ def run_attempt(command: list[str], env: dict[str, str], timeout: float) -> Atte
             except BaseException:
                 _kill_group(process)
                 raise
-        error_text = stderr_file.read_text(errors="replace")
-        sys.stderr.write(error_text)
+        error_text = redact(stderr_file.read_text(errors="replace"), env)
+        sys.stderr.write(redact(stdout_file.read_text(errors="replace"), env) + error_text)
         sys.stderr.flush()
         try:
             result = json.loads(result_file.read_text())
@@ -412,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.config_json is None:
         parser.error("no --config-json and no ORCHESTRATOR_CONFIG_JSON in the environment")
     config = read_effective_config(args.config_json)
+    # Keys may live in .env: load them so the tasks get them and redaction knows them.
+    load_dotenv(config.base_dir / ".env")
     period = Period(session, slot)
     try:
         report = run_task(config, args.config_json, task, period, args.output, args.input)

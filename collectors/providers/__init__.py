@@ -3,7 +3,9 @@
 ``get_provider(settings, calendar)`` reads the config's ``provider`` section.
 ``name`` picks the implementation; the rest of the section is passed to it.
 Credentials for real providers come from the environment (e.g.
-``<NAME>_API_KEY``), never from the config; none is built yet.
+``<NAME>_API_KEY``), never from the config; none is built yet. A ``faults``
+entry wraps the provider in ``collectors.providers.faulty`` (fault injection
+for reliability tests and the soak benchmark).
 """
 
 from __future__ import annotations
@@ -38,4 +40,10 @@ def get_provider(settings: Mapping[str, Any], calendar: MarketCalendar) -> Provi
     if factory is None:
         known = ", ".join(sorted(KNOWN_PROVIDERS))
         raise PermanentError(f"provider.name: unknown provider {name!r} (known: {known})")
-    return factory(settings, calendar)
+    provider = factory(settings, calendar)
+    faults = settings.get("faults")
+    if faults:
+        from collectors.providers.faulty import wrap
+
+        return wrap(provider, faults)
+    return provider
