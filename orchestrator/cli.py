@@ -125,27 +125,6 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
         parser.error("--dry-run works with --daily, --intraday and --update-stale")
 
 
-def setup_logging(state_dir: Path | None) -> None:
-    """Console with status marks, plus a rotating file under ``state/logs/``."""
-    import logging
-    from logging.handlers import RotatingFileHandler
-
-    formatter = logging.Formatter(
-        "%(asctime)s - %(levelname)s - %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
-    )
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if state_dir is not None:
-        (state_dir / "logs").mkdir(parents=True, exist_ok=True)
-        handlers.append(
-            RotatingFileHandler(
-                state_dir / "logs" / "orchestrator.log", maxBytes=5_000_000, backupCount=5
-            )
-        )
-    for handler in handlers:
-        handler.setFormatter(formatter)
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -191,7 +170,9 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _summary(config, args.session)
     if command:
         parser.error(f"unknown command {' '.join(command)!r}")
-    setup_logging(config.state_dir)
+    from orchestrator.logs import log_to_console_and_file
+
+    log_to_console_and_file(config.logs_dir)
     if args.daily:
         return run_daily(config, args)
     if args.intraday:

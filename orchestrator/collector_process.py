@@ -28,6 +28,7 @@ from typing import Any
 
 from orchestrator.config import read_effective_config
 from orchestrator.errors import ConfigError, PermanentError, TransientError
+from orchestrator.logs import log_to_stderr
 from orchestrator.market_calendar import load_calendar
 from orchestrator.secrets import redact
 from orchestrator.task_runner import EXIT_CONFIG, EXIT_DATA, EXIT_SOFTWARE, EXIT_TRANSIENT
@@ -84,12 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of", required=True, type=datetime.fromisoformat)
     parser.add_argument("--now", required=True, type=datetime.fromisoformat)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s - %(levelname)s - %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-    )
+    log_to_stderr()
     try:
         return run_collector(args)
     except TransientError as error:

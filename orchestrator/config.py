@@ -22,7 +22,6 @@ import contextlib
 import functools
 import json
 import math
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ConfigError
+from orchestrator.files import write_atomically
 from orchestrator.market_calendar import calendar_exists
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.json")
@@ -394,16 +394,6 @@ def load_config(path: Path | str, overrides: Mapping[str, Any] | None = None) ->
 # -- the effective config handed to tasks -----------------------------------
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.replace(temp, path)
-
-
 def _blake2b_hex(*parts: bytes) -> str:
     try:  # hashlib.blake2b without hashlib's OpenSSL import (~2 ms on the health path)
         from _blake2 import blake2b
@@ -432,7 +422,7 @@ def write_effective_config(config: Config) -> Path:
     payload = _effective_payload(config)
     path = config.state_dir / "run" / f"config-{_blake2b_hex(payload.encode())}.json"
     if not path.exists():
-        _write_atomically(path, payload)
+        write_atomically(path, payload)
     return path
 
 
@@ -467,5 +457,5 @@ def load_config_cached(path: Path | str) -> Config:
         pass
     config = load_config(path)
     with contextlib.suppress(OSError):  # a read-only state folder: validate next time too
-        _write_atomically(stamp, _effective_payload(config))
+        write_atomically(stamp, _effective_payload(config))
     return config

@@ -31,6 +31,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from orchestrator.errors import CalendarRangeError
+from orchestrator.files import write_atomically
 
 SCOPES = ("pre", "regular", "post")
 PRE_MARKET_START = time(4, 0)
@@ -326,16 +327,6 @@ def _build_from_exchange_calendars(name: str) -> dict[str, object]:
     }
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.replace(temp, path)
-
-
 def _from_payload(payload: dict, rebuild: object) -> MarketCalendar:
     return MarketCalendar(
         name=payload["name"],
@@ -371,7 +362,7 @@ def load_calendar(name: str, cache_dir: Path) -> MarketCalendar:
 
     def rebuild() -> MarketCalendar:
         payload = _build_from_exchange_calendars(name)
-        _write_atomically(path, json.dumps(payload))
+        write_atomically(path, json.dumps(payload))
         return _from_payload(payload, rebuild=None)
 
     try:

@@ -41,7 +41,6 @@ import logging
 import os
 import plistlib
 import shlex
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -50,6 +49,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from orchestrator.config import Config
 from orchestrator.errors import UsageError
+from orchestrator.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -428,20 +428,6 @@ def render(
     raise UsageError(f"unknown scheduler {kind!r}: use one of {', '.join(KINDS)}")
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(content)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
 def _activation(kind: str, config: Config, paths: list[Path]) -> list[str]:
     if kind == "launchd":
         lines = ["To load the agents now (they also load at the next login):"]
@@ -507,7 +493,7 @@ def install(
             echo(f"# would write {path}:")
             echo(content.decode().rstrip("\n"))
         else:
-            _write_atomically(path, content)
+            write_atomically(path, content, mode=0o644)
             logger.info("wrote %s", path)
             echo(f"wrote {path}")
             if kind == "cron":

@@ -19,11 +19,11 @@ the next run tries again).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from orchestrator.files import write_atomically
 
 SUCCESS = "success"
 DEGRADED = "degraded"
@@ -58,17 +58,7 @@ def parse_target(path: Path | str) -> tuple[str, date, str, str | None]:
 
 def write_sentinel(path: Path, record: dict[str, Any]) -> None:
     """Write ``record`` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(record, out, indent=2, sort_keys=True)
-            out.write("\n")
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def read_sentinel(path: Path) -> dict[str, Any] | None:

@@ -43,6 +43,7 @@ from typing import Any
 from orchestrator import sentinel
 from orchestrator.clock import Clock, Sleeper, clock_for, real_sleep
 from orchestrator.config import Config, TaskConfig, read_effective_config
+from orchestrator.logs import log_to_stderr
 from orchestrator.secrets import load_dotenv, redact
 from orchestrator.status_store import Attempt, StatusStore, clean_error
 from orchestrator.workflow_support import note_failed_sentinel
@@ -281,6 +282,7 @@ def run_task(
         "ORCHESTRATOR_AS_OF": as_of.isoformat(),
         "ORCHESTRATOR_MARKET_DB": str(config.market_db),
         "ORCHESTRATOR_STATE_DIR": str(config.state_dir),
+        "ORCHESTRATOR_RUN_STARTED": started.isoformat(),
     }
     outcome = AttemptOutcome("permanent", "never attempted")
     attempt_number = 0
@@ -400,12 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--input", nargs="*", default=[], type=Path)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s - %(levelname)s - %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-    )
+    log_to_stderr()
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
     try:

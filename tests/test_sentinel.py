@@ -42,7 +42,7 @@ def test_write_is_atomic_via_a_temp_file_in_the_same_directory(
         seen.append((Path(source), Path(source).read_text()))
         real_replace(source, target)
 
-    monkeypatch.setattr(sentinel.os, "replace", spy)
+    monkeypatch.setattr(os, "replace", spy)
     sentinel.write_sentinel(path, {"task": "t"})
     ((temp, text),) = seen
     assert temp.parent == path.parent

@@ -136,7 +136,7 @@ def test_success_writes_a_complete_sentinel_last(
             status_when_written.append(status_of(config, "assets")["status"])
         real_replace(source, target)
 
-    monkeypatch.setattr(sentinel.os, "replace", spy)
+    monkeypatch.setattr(os, "replace", spy)
     report, output, sleeper = run(config, "assets")
 
     assert (report.status, report.attempts, report.exit_code) == ("success", 1, 0)
