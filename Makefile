@@ -33,7 +33,6 @@ bench: setup
 	$(BIN)/python bench/run_all.py
 
 soak: setup
-	$(BIN)/python -m pytest -m soak
 	$(BIN)/python bench/soak.py
 
 clean:

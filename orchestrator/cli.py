@@ -226,8 +226,12 @@ def _summary(config, session_text: str | None) -> int:  # type: ignore[no-untype
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def run_daily(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    """``snakemake daily`` under the daily lock, then the run's summary."""
+def run_daily(config, args: argparse.Namespace, stop=None) -> int:  # type: ignore[no-untyped-def]
+    """``snakemake daily`` under the daily lock, then the run's summary.
+
+    SIGTERM or Ctrl+C (or ``stop`` set by a caller) stops Snakemake's whole
+    process group: the runners record the interruption, no sentinel is written.
+    """
     import signal
     import threading
     from dataclasses import replace
@@ -264,17 +268,18 @@ def run_daily(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyp
         config_overrides=tuple(overrides),
         quiet=() if args.dry_run else ("rules", "host"),
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if stop is None:
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
     _logger().info(
         "▶ daily pipeline for session %s%s", session, " (dry run)" if args.dry_run else ""
     )
     with exclusive(family_lock_path(config.state_dir, "daily"), "a daily run"):
-        try:
-            code = run_snakemake(call, config.base_dir, stop_requested=stop)
-        except KeyboardInterrupt:
-            stop.set()
-            raise
+        code = run_snakemake(call, config.base_dir, stop_requested=stop)
+    if stop.is_set():
+        _logger().warning("✗ daily run stopped; interrupted tasks are recorded as failed")
+        return EXIT_FAILED
     if args.dry_run:
         return EXIT_OK if code == 0 else EXIT_FAILED
     text, ok = daily_summary(config, session)
@@ -332,9 +337,6 @@ def run_full(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     import subprocess
     import threading
 
-    daily_code = run_daily(config, argparse.Namespace(**{**vars(args), "dry_run": False}))
-    if daily_code != EXIT_OK:
-        _logger().warning("✗ the daily run had failures; starting the intraday loop anyway")
     stop = threading.Event()
     child: list[subprocess.Popen[bytes]] = []
 
@@ -345,6 +347,11 @@ def run_full(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, request_stop)
+    daily_code = run_daily(config, args, stop)
+    if stop.is_set():
+        return daily_code
+    if daily_code != EXIT_OK:
+        _logger().warning("✗ the daily run had failures; starting the intraday loop anyway")
     command = [
         sys.executable,
         "-m",

@@ -65,8 +65,12 @@ class TickResult:
     seconds: float
 
 
-def any_in_scope(config: Config, calendar: MarketCalendar, now: datetime) -> bool:
-    return any(calendar.in_scope(now, task.hours) for task in config.family("intraday").values())
+def any_slot_due(config: Config, calendar: MarketCalendar, now: datetime) -> bool:
+    """Whether some intraday task has a slot to build at ``now`` (its closing slot included)."""
+    return any(
+        calendar.slot_is_due(now, task.hours, task.interval_seconds)
+        for task in config.family("intraday").values()
+    )
 
 
 def next_scope_start(config: Config, calendar: MarketCalendar, now: datetime) -> datetime:
@@ -188,7 +192,7 @@ class IntradayLoop:
         last_code = 0
         while not self.control.finish.is_set():
             now = self.clock()
-            if not any_in_scope(self.config, self.calendar, now):
+            if not any_slot_due(self.config, self.calendar, now):
                 if once:
                     logger.info(
                         "• no intraday task is in scope at %s; nothing to run",

@@ -218,6 +218,22 @@ class MarketCalendar:
         session_hours = self.hours(session)
         return any(start <= now < end for start, end in session_hours.windows(set(hours)))
 
+    def slot_is_due(self, now: datetime, hours: Iterable[str], interval_seconds: int) -> bool:
+        """Whether a task with these ``hours`` and slot length has a slot to build at ``now``.
+
+        In scope, and also during the *closing slot*: the one that starts as a
+        scope window ends. The last bar of the session (15:59) is complete
+        only at 16:00, so this slot is what collects it.
+        """
+        if self.in_scope(now, hours):
+            return True
+        local = now.astimezone(self.tz)
+        seconds = local.hour * 3600 + local.minute * 60 + local.second
+        slot_start = local - timedelta(
+            seconds=seconds % interval_seconds, microseconds=local.microsecond
+        )
+        return self.in_scope(slot_start - timedelta(seconds=1), hours)
+
     def next_open(self, now: datetime) -> datetime:
         """The first regular open strictly after ``now``."""
         stamp = self._check_moment(now)

@@ -82,10 +82,14 @@ def daily_targets(config: Config, session: date) -> list[str]:
 
 
 def intraday_targets(config: Config, calendar: MarketCalendar, now: datetime) -> list[str]:
-    """The current slot of every intraday task in scope at ``now``; none when closed."""
+    """The current slot of every intraday task due at ``now``; none when closed.
+
+    A task is due in its hours and in its closing slot (see
+    ``MarketCalendar.slot_is_due``).
+    """
     targets = []
     for name, task in config.family("intraday").items():
-        if calendar.in_scope(now, task.hours):
+        if calendar.slot_is_due(now, task.hours, task.interval_seconds):
             session = calendar.trading_day(now)
             targets.append(
                 intraday_target(session, name, calendar.slot(now, task.interval_seconds))

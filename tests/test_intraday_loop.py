@@ -91,17 +91,19 @@ def test_ticks_every_interval_while_the_market_is_open(config, calendar):
 
 def test_sleeps_through_the_weekend_and_thanksgiving_to_the_next_open(config, calendar):
     start = datetime(2026, 11, 25, 15, 59, 30, tzinfo=ET)  # Wednesday before Thanksgiving
-    ticks, _, _ = run_loop(config, calendar, start, ticks=3)
-    assert [local(t) for t in ticks] == ["Wed 15:59:30", "Fri 09:30:00", "Fri 09:30:30"]
+    ticks, _, _ = run_loop(config, calendar, start, ticks=13)
+    # Ticks go on through the closing slots (the 1-minute task's collects the 15:59
+    # bar; the 5-minute task's lasts until 16:05), then sleep to Friday's open.
+    assert [local(t) for t in ticks][:3] == ["Wed 15:59:30", "Wed 16:00:00", "Wed 16:00:30"]
+    assert [local(t) for t in ticks][-3:] == ["Wed 16:04:30", "Fri 09:30:00", "Fri 09:30:30"]
 
 
 def test_the_half_day_ends_at_13_00(config, calendar):
     start = datetime(2026, 11, 27, 12, 59, 30, tzinfo=ET)
-    ticks, _, _ = run_loop(config, calendar, start, ticks=2)
-    assert [t.astimezone(ET).strftime("%m-%d %H:%M") for t in ticks] == [
-        "11-27 12:59",
-        "11-30 09:30",
-    ]
+    ticks, _, _ = run_loop(config, calendar, start, ticks=12)
+    stamps = [t.astimezone(ET).strftime("%m-%d %H:%M:%S") for t in ticks]
+    assert stamps[:2] == ["11-27 12:59:30", "11-27 13:00:00"]
+    assert stamps[-2:] == ["11-27 13:04:30", "11-30 09:30:00"]
 
 
 def test_failed_and_crashing_ticks_do_not_stop_the_loop(config, calendar):

@@ -58,7 +58,7 @@ def test_a_tick_builds_the_current_slot_of_each_task_floored_to_its_interval(pro
 @pytest.mark.parametrize(
     "moment",
     [
-        "2026-11-27T13:00:00-05:00",  # half day: closed at 13:00
+        "2026-11-27T13:05:00-05:00",  # half day: closed at 13:00, closing slots over
         "2026-11-26T11:00:00-05:00",  # Thanksgiving
         "2026-11-28T11:00:00-05:00",  # Saturday
         "2026-11-30T09:29:59-05:00",  # a second before Monday's open
@@ -69,6 +69,16 @@ def test_outside_market_hours_a_tick_has_nothing_to_build(project, moment):
     assert result.returncode == 0, result.stderr
     assert "rule price_data" not in result.stdout + result.stderr
     assert not (project / "state" / "targets" / "intraday").exists()
+
+
+def test_the_closing_slot_collects_the_last_minute_of_the_session(project):
+    result = snakemake(project, "intraday", now="2026-11-27T13:00:10-05:00")  # half day
+    assert result.returncode == 0, result.stderr
+    assert built(project) == [
+        "2026-11-27/intraday_features/1300.json",
+        "2026-11-27/intraday_signals/1300.json",
+        "2026-11-27/price_data/1300.json",
+    ]
 
 
 def test_pre_market_tasks_build_slots_of_the_coming_session(tmp_path):

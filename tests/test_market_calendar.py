@@ -446,3 +446,23 @@ def test_calendar_exists(calendar_cache: Path, tmp_path: Path) -> None:
     assert calendar_exists("XNYS", tmp_path)  # no cache: asks the package
     assert calendar_exists("NYSE", tmp_path)  # an alias
     assert not calendar_exists("XMARS", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("local_time", "interval", "due"),
+    [
+        ("09:29:59", 60, False),
+        ("09:30:00", 60, True),
+        ("15:59:59", 60, True),
+        ("16:00:00", 60, True),  # the closing slot: the 15:59 bar is complete now
+        ("16:00:59", 60, True),
+        ("16:01:00", 60, False),
+        ("16:04:59", 300, True),  # a 5-minute task's closing slot lasts 5 minutes
+        ("16:05:00", 300, False),
+    ],
+)
+def test_a_slot_is_due_in_scope_and_in_the_closing_slot(
+    cal: MarketCalendar, local_time: str, interval: int, due: bool
+) -> None:
+    now = datetime.fromisoformat(f"2026-11-24T{local_time}").replace(tzinfo=ET)
+    assert cal.slot_is_due(now, ("regular",), interval) is due
