@@ -23,15 +23,14 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 
 from orchestrator.clock import Clock, Sleeper
 from orchestrator.config import Config
 from orchestrator.market_calendar import MarketCalendar
+from orchestrator.pruning import prune_intraday
 from orchestrator.snakemake_runs import (
     SnakemakeCall,
     exclusive,
@@ -78,32 +77,6 @@ def next_scope_start(config: Config, calendar: MarketCalendar, now: datetime) ->
     return min(
         calendar.next_scope_start(now, task.hours) for task in config.family("intraday").values()
     )
-
-
-def prune_intraday(config: Config, calendar: MarketCalendar, now: datetime) -> list[Path]:
-    """Delete intraday sentinels and logs of sessions older than ``keep_sessions``."""
-    keep_from = calendar.trading_day(now)
-    for _ in range(config.keep_sessions - 1):
-        keep_from = calendar.previous_session(keep_from)
-    removed = []
-    for root in (config.targets_dir / "intraday", config.logs_dir / "intraday"):
-        if not root.is_dir():
-            continue
-        for session_dir in root.iterdir():
-            try:
-                session = date.fromisoformat(session_dir.name)
-            except ValueError:
-                continue
-            if session < keep_from:
-                shutil.rmtree(session_dir, ignore_errors=True)
-                removed.append(session_dir)
-    snakemake_logs = config.base_dir / ".snakemake" / "log"
-    if snakemake_logs.is_dir():
-        cutoff = now.timestamp() - config.keep_sessions * 86400
-        for log in snakemake_logs.iterdir():
-            if log.stat().st_mtime < cutoff:
-                log.unlink(missing_ok=True)
-    return removed
 
 
 class IntradayLoop:

@@ -7,6 +7,7 @@ crashing ticks, stops on request, and prunes old sessions' sentinels.
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,8 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from orchestrator.config import build_config
-from orchestrator.intraday_loop import IntradayLoop, LoopControl, prune_intraday
+from orchestrator.intraday_loop import IntradayLoop, LoopControl
 from orchestrator.market_calendar import load_calendar
+from orchestrator.pruning import prune_intraday
 
 ET = ZoneInfo("America/New_York")
 TASKS = {
@@ -163,8 +165,15 @@ def test_prune_removes_intraday_sentinels_of_sessions_older_than_keep_sessions(c
         slot.parent.mkdir(parents=True)
         slot.write_text("{}")
     (config.targets_dir / "daily" / "2026-11-20").mkdir(parents=True)
+    metadata = config.base_dir / ".snakemake" / "metadata"
+    metadata.mkdir(parents=True)
+    for session in ("2026-11-20", "2026-11-25"):
+        path = f"state/targets/intraday/{session}/price_data/1000.json"
+        (metadata / base64.urlsafe_b64encode(path.encode()).decode()).write_text("{}")
     removed = prune_intraday(config, calendar, datetime(2026, 11, 25, 10, 0, tzinfo=ET))
     assert [path.name for path in removed] == ["2026-11-20"]
     left = sorted(p.name for p in (config.targets_dir / "intraday").iterdir())
     assert left == ["2026-11-24", "2026-11-25", "not-a-session"]
     assert (config.targets_dir / "daily" / "2026-11-20").is_dir()  # daily is never pruned
+    kept = [base64.urlsafe_b64decode(entry.name).decode() for entry in metadata.iterdir()]
+    assert kept == ["state/targets/intraday/2026-11-25/price_data/1000.json"]
