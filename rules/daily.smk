@@ -1,9 +1,10 @@
 # The daily DAG: one rule per data source, built once per session.
 # Dependencies are the rules' inputs; settings come from config.yaml's tasks.
 # Targets: state/targets/daily/<session>/<task>.json (see orchestrator/sentinel.py).
-# `priority: 10` marks the critical path (assets, prices_daily, options/earnings,
-# ml_features, signals): with more ready jobs than cores, Snakemake does not
-# favour it on its own and the run would take a wave longer.
+# `priority: 10` marks the two longest chains (assets, prices_daily, options/
+# earnings, ml_features, signals; and assets, news, sentiment, ml_features): with
+# more ready jobs than cores Snakemake does not favour them on its own, and the
+# run would take a wave longer.
 
 
 # Tier 0: the universe every other source reads.
@@ -80,6 +81,7 @@ rule news:
         "state/targets/daily/{session}/news.json",
     log:
         "state/logs/daily/{session}/news.log",
+    priority: 10
     shell:
         RUN_TASK
 
@@ -91,6 +93,7 @@ rule sentiment:
         "state/targets/daily/{session}/sentiment.json",
     log:
         "state/logs/daily/{session}/sentiment.log",
+    priority: 10
     shell:
         RUN_TASK
 
