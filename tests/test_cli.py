@@ -160,3 +160,28 @@ def test_health_exit_status_follows_the_worst_source(tmp_path):
     result = orchestrator(project, "--health")
     assert result.returncode == 2
     assert "fundamentals" in result.stdout.split("\n\n")[0]
+
+
+@pytest.mark.parametrize(
+    ("now", "message"),
+    [
+        ("2026-11-26T10:00:00-05:00", "2026-11-26 is not a XNYS session; nothing to do"),
+        ("2026-11-28T10:00:00-05:00", "2026-11-28 is not a XNYS session; nothing to do"),
+        ("2026-11-27T09:29:00-05:00", "before the daily start time 09:30; nothing to do"),
+    ],
+)
+def test_the_scheduled_daily_run_does_nothing_when_no_session_has_started(tmp_path, now, message):
+    project = make_project(tmp_path / "p", with_now(fake_tasks(project_config()), now))
+    result = orchestrator(project, "--daily", "--scheduled")
+    assert result.returncode == 0, result.stderr
+    assert message in result.stderr
+    assert not (project / "state" / "targets").exists()
+
+
+@pytest.mark.slow
+def test_the_scheduled_daily_run_builds_the_session_once_it_has_started(tmp_path):
+    config = with_now(fake_tasks(project_config()), "2026-11-27T09:31:00-05:00")
+    project = make_project(tmp_path / "p", config)
+    result = orchestrator(project, "--daily", "--scheduled")
+    assert result.returncode == 0, result.stderr
+    assert "12/12 tasks built" in result.stdout
