@@ -26,8 +26,9 @@ lint: setup
 	$(BIN)/ruff check orchestrator collectors tests bench
 	$(BIN)/ruff format --check orchestrator collectors tests bench
 	$(BIN)/mypy
-	$(BIN)/snakefmt --check Snakefile rules/
-	$(BIN)/snakemake --lint
+	# snakefmt --check and snakemake --lint, allowing only the lint justified in
+	# rules/common.smk (snakemake --lint exits 1 while any lint stands)
+	$(BIN)/python -m pytest -q tests/test_daily_workflow.py -k lint
 
 bench: setup
 	$(BIN)/python bench/run_all.py
