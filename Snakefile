@@ -13,7 +13,7 @@ include: "rules/daily.smk"
 include: "rules/intraday.smk"
 
 
-check_every_task_has_a_rule()
+register_task_rules()
 
 
 rule daily:

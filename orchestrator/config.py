@@ -151,6 +151,11 @@ class Config:
     def locks_dir(self) -> Path:
         return self.state_dir / "locks"
 
+    @property
+    def dependencies_file(self) -> Path:
+        """Each task's upstream tasks, recorded by the workflow for the health monitor."""
+        return self.state_dir / "run" / "dependencies.json"
+
     def family(self, family: str) -> dict[str, TaskConfig]:
         """Tasks of one family, in config order."""
         return {name: task for name, task in self.tasks.items() if task.family == family}

@@ -52,6 +52,7 @@ from orchestrator.freshness import (
 from orchestrator.market_calendar import MarketCalendar, load_calendar
 
 NEVER_RUN = "NEVER RUN"
+SKIPPED = "SKIPPED"
 # In the order of the summary line.
 SUMMARY_LABELS = {GREEN: "healthy", YELLOW: "stale", RED: "critical", UNKNOWN: "unknown"}
 STATUS_COLUMNS = (
@@ -211,11 +212,40 @@ def _scope_hours(task: TaskConfig) -> tuple[str, ...]:
     return tuple(task.hours) if task.family == "intraday" else ("regular",)
 
 
-def _task_health(task: TaskConfig, row: dict[str, Any] | None, now: datetime) -> TaskHealth:
+def _read_dependencies(path: Path) -> dict[str, list[str]]:
+    """Upstream tasks of each task, as the workflow recorded them (empty before any run)."""
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def failed_upstream(
+    task: str, dependencies: dict[str, list[str]], rows: dict[str, dict[str, Any]]
+) -> str | None:
+    """The nearest upstream task whose last run failed: why ``task`` is stale or never ran."""
+    queue, seen = list(dependencies.get(task, [])), set()
+    while queue:
+        name = queue.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        if (rows.get(name) or {}).get("status") == "FAILED":
+            return name
+        queue.extend(dependencies.get(name, []))
+    return None
+
+
+def _task_health(
+    task: TaskConfig, row: dict[str, Any] | None, now: datetime, blocked_by: str | None
+) -> TaskHealth:
     if row is None:
+        status, error = (
+            (SKIPPED, f"upstream {blocked_by} failed") if blocked_by else (NEVER_RUN, None)
+        )
         return TaskHealth(
-            task.name, task.family, task.critical, NEVER_RUN, 0, 0, 0, 0,
-            None, None, None, None, None, None,
+            task.name, task.family, task.critical, status, 0, 0, 0, 0,
+            None, None, None, None, None, error,
         )  # fmt: skip
     last_success = _parse_time(row["last_success"])
     return TaskHealth(
@@ -249,6 +279,7 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"naive datetime {now!r}: pass a timezone-aware time")
     rows, notes = read_status_rows(config.status_db)
+    dependencies = _read_dependencies(config.dependencies_file)
     needs_market = any(t.freshness and t.freshness.data_time_sql for t in config.tasks.values())
     market = _connect_readonly(config.market_db) if needs_market else None
     sources: list[SourceHealth] = []
@@ -269,6 +300,10 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
                 basis = "last success" if data_time else None
                 reason = None if data_time else "no successful run yet"
             result = freshness_status(freshness, data_time, now, calendar, _scope_hours(task))
+            message = reason or result.message
+            blocked_by = failed_upstream(task.name, dependencies, rows)
+            if result.status != GREEN and blocked_by:
+                message = f"{message}; upstream {blocked_by} failed"
             sources.append(
                 SourceHealth(
                     task=task.name,
@@ -278,7 +313,7 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
                     age_seconds=result.age_seconds,
                     data_time=data_time,
                     basis=basis,
-                    message=reason or result.message,
+                    message=message,
                     green_seconds=freshness.green,
                     yellow_seconds=freshness.yellow,
                 )
@@ -286,7 +321,10 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
     finally:
         if market is not None:
             market.close()
-    tasks = tuple(_task_health(task, rows.get(task.name), now) for task in config.tasks.values())
+    tasks = tuple(
+        _task_health(task, rows.get(task.name), now, failed_upstream(task.name, dependencies, rows))
+        for task in config.tasks.values()
+    )
     return HealthReport(
         now=now.astimezone(UTC),
         timezone_label=zone_label(calendar, now),
@@ -321,6 +359,7 @@ _TASK_STATUS_COLORS = {
     "RUNNING": UNKNOWN,
     "PENDING": UNKNOWN,
     NEVER_RUN: UNKNOWN,
+    SKIPPED: YELLOW,
 }
 
 

@@ -11,7 +11,8 @@ exactly as the rules spell them.
 
 from __future__ import annotations
 
-import logging
+import json
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -22,9 +23,8 @@ from typing import Any
 from orchestrator import sentinel
 from orchestrator.config import Config, build_config, read_yaml
 from orchestrator.errors import CalendarRangeError, ConfigError, OrchestratorError, UsageError
+from orchestrator.files import write_atomically
 from orchestrator.market_calendar import MarketCalendar
-
-logger = logging.getLogger(__name__)
 
 TARGETS = Path("state/targets")
 
@@ -125,6 +125,38 @@ def check_rules_match_config(config: Config, rule_names: Iterable[str]) -> None:
         raise ConfigError(
             config.source, f"tasks.{missing_rules[0]}", "no rule in rules/*.smk builds this task"
         )
+
+
+_UPSTREAM_TARGET = re.compile(r"targets/(?:daily|intraday)/\{session\}/([a-z_][a-z0-9_]*)[./]")
+
+
+def task_dependencies(rules: Iterable[Any]) -> dict[str, list[str]]:
+    """Each rule's upstream tasks, read from its inputs (the one dependency list).
+
+    An input is a target pattern (``state/targets/daily/{session}/assets.json``)
+    or an input function carrying the upstream task's name as ``.task``.
+    """
+    dependencies = {}
+    for rule in rules:
+        upstream = []
+        for item in rule.input:
+            match = _UPSTREAM_TARGET.search(item) if isinstance(item, str) else None
+            name = match.group(1) if match else getattr(item, "task", None)
+            if name:
+                upstream.append(name)
+        dependencies[rule.name] = upstream
+    return dependencies
+
+
+def record_dependencies(path: Path, dependencies: Mapping[str, list[str]]) -> None:
+    """Keep the dependency map at ``path`` for the health monitor (no Snakemake there)."""
+    text = json.dumps(dependencies, indent=2, sort_keys=True)
+    try:
+        if path.read_text() == text:
+            return
+    except OSError:
+        pass
+    write_atomically(path, text)
 
 
 def _failed_markers(state_dir: Path) -> Path:

@@ -58,12 +58,17 @@ def get_upstream_slot(upstream):
         slot = support.upstream_slot(PIPELINE, upstream, wildcards.slot)
         return support.intraday_target(wildcards.session, upstream, slot)
 
+    upstream_target.task = upstream  # read by support.task_dependencies
     return upstream_target
 
 
-def check_every_task_has_a_rule():
+def register_task_rules():
+    """Every task has a rule and every rule a task; record who depends on whom."""
     with support.exit_on_user_error():
         support.check_rules_match_config(PIPELINE, [r.name for r in workflow.rules])
+    support.record_dependencies(
+        PIPELINE.dependencies_file, support.task_dependencies(workflow.rules)
+    )
 
 
 onsuccess:

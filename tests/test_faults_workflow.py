@@ -202,11 +202,15 @@ def test_a_critical_failure_skips_dependents_exits_1_and_the_dashboard_shows_why
     assert failed["last_error"] == "fake failure of prices_daily (exit 65)"
     for skipped in ("options", "earnings", "ml_features", "signals"):
         assert tasks[skipped]["runs"] == 0, skipped  # never started
-    sources = {source["task"]: source["status"] for source in report["sources"]}
-    assert sources["prices_daily"] == sources["signals"] == "UNKNOWN"
-    assert sources["fundamentals"] == "GREEN"
+        assert tasks[skipped]["status"] == "SKIPPED", skipped
+        assert tasks[skipped]["last_error"] == "upstream prices_daily failed", skipped
+    sources = {source["task"]: source for source in report["sources"]}
+    assert sources["prices_daily"]["status"] == sources["signals"]["status"] == "UNKNOWN"
+    assert sources["signals"]["message"].endswith("; upstream prices_daily failed")
+    assert sources["fundamentals"]["status"] == "GREEN"
     text = orchestrator(project, "--health").stdout
     assert "fake failure of prices_daily (exit 65)" in text
+    assert "upstream prices_daily failed" in text
 
 
 def test_a_non_critical_failure_runs_dependents_degraded_and_the_dashboard_shows_it(

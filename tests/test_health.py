@@ -429,3 +429,18 @@ def test_now_is_utc_in_the_report(populated: Path) -> None:
     _, _, report = _collect()
     assert report.now == NOW.astimezone(UTC)
     assert report.now.tzinfo is UTC
+
+
+def test_failed_upstream_names_the_nearest_failed_ancestor() -> None:
+    dependencies = {
+        "signals": ["ml_features"],
+        "ml_features": ["prices_daily", "news"],
+        "prices_daily": ["assets"],
+        "news": ["assets"],
+    }
+    rows = {"assets": {"status": "SUCCESS"}, "prices_daily": {"status": "FAILED"}}
+    assert health.failed_upstream("signals", dependencies, rows) == "prices_daily"
+    assert health.failed_upstream("news", dependencies, rows) is None
+    assert health.failed_upstream("unknown_task", dependencies, rows) is None
+    rows["ml_features"] = {"status": "FAILED"}
+    assert health.failed_upstream("signals", dependencies, rows) == "ml_features"
