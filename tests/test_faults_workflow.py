@@ -116,10 +116,21 @@ def sentinels(project: Path, session: str = SESSION) -> dict[str, dict[str, Any]
 
 
 def statuses(project: Path) -> dict[str, dict[str, Any]]:
-    with sqlite3.connect(project / "state" / "status.db") as connection:
+    connection = sqlite3.connect(f"file:{project / 'state' / 'status.db'}?mode=ro", uri=True)
+    try:
         connection.row_factory = sqlite3.Row
         rows = connection.execute("SELECT * FROM data_pipeline_status")
         return {row["task_name"]: dict(row) for row in rows}
+    finally:
+        connection.close()
+
+
+def tier_one_running(project: Path) -> bool:
+    try:
+        rows = statuses(project)
+    except sqlite3.Error:  # not created yet, or busy: ask again
+        return False
+    return any(row["status"] == "RUNNING" for name, row in rows.items() if name != "assets")
 
 
 def finish(process: subprocess.Popen[str], within: float) -> tuple[int | None, str, str]:
@@ -263,6 +274,8 @@ def test_sigterm_to_full_stops_the_running_daily_tasks_and_records_them(tmp_path
     cli = start_cli(project, "--full")
     smk = snakemake_child(cli)
     wait_for(lambda: daily_sentinel(project, SESSION, "assets").exists(), what="assets")
+    # Signal only once a tier-1 task runs: between tiers there is nothing to interrupt.
+    wait_for(lambda: tier_one_running(project), what="a tier-1 task to start")
     cli.send_signal(signal.SIGTERM)
     wait_for(lambda: not group_alive(smk), within=20, what="snakemake and its jobs to stop")
     cli.send_signal(signal.SIGTERM)  # the loop (if --full started it) stops too
