@@ -12,7 +12,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the real imports are deferred: --health must start fast
+    import logging
+
+    from orchestrator.config import Config
+    from orchestrator.market_calendar import MarketCalendar
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -38,7 +47,7 @@ exit status: 0 ok, 1 a task failed, 2 bad usage or config, 3 already running.
 EXIT_HEALTH_UNKNOWN = 3  # Nagios' UNKNOWN: the health check itself could not run
 
 
-def _logger():  # type: ignore[no-untyped-def]
+def _logger() -> logging.Logger:
     """The CLI's logger; ``logging`` is imported only by the commands that log."""
     import logging
 
@@ -200,19 +209,19 @@ def _health(config_path: Path, as_json: bool) -> int:
         return EXIT_HEALTH_UNKNOWN
 
 
-def _calendar(config):  # type: ignore[no-untyped-def]
+def _calendar(config: Config) -> MarketCalendar:
     from orchestrator.market_calendar import load_calendar
 
     return load_calendar(config.calendar_name, config.cache_dir)
 
 
-def _now(config):  # type: ignore[no-untyped-def]
+def _now(config: Config) -> datetime:
     from orchestrator.clock import clock_for
 
     return clock_for(config.now)()
 
 
-def _summary(config, session_text: str | None) -> int:  # type: ignore[no-untyped-def]
+def _summary(config: Config, session_text: str | None) -> int:
     from datetime import date
 
     from orchestrator.run_summary import daily_summary
@@ -226,14 +235,13 @@ def _summary(config, session_text: str | None) -> int:  # type: ignore[no-untype
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def run_daily(config, args: argparse.Namespace, stop=None) -> int:  # type: ignore[no-untyped-def]
+def run_daily(config: Config, args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     """``snakemake daily`` under the daily lock, then the run's summary.
 
     SIGTERM or Ctrl+C (or ``stop`` set by a caller) stops Snakemake's whole
     process group: the runners record the interruption, no sentinel is written.
     """
     import signal
-    import threading
     from dataclasses import replace
     from datetime import date
 
@@ -287,7 +295,7 @@ def run_daily(config, args: argparse.Namespace, stop=None) -> int:  # type: igno
     return EXIT_OK if code == 0 and ok else EXIT_FAILED
 
 
-def _daily_is_due(config, calendar, now) -> bool:  # type: ignore[no-untyped-def]
+def _daily_is_due(config: Config, calendar: MarketCalendar, now: datetime) -> bool:
     """For schedulers: a session today, in exchange time, and its start time has passed."""
     local = now.astimezone(calendar.tz)
     if not calendar.is_session(local.date()):
@@ -302,7 +310,7 @@ def _daily_is_due(config, calendar, now) -> bool:  # type: ignore[no-untyped-def
     return True
 
 
-def run_intraday(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def run_intraday(config: Config, args: argparse.Namespace) -> int:
     """The intraday loop (or one tick), holding the loop's lock."""
     import signal
 
@@ -331,11 +339,10 @@ def run_intraday(config, args: argparse.Namespace) -> int:  # type: ignore[no-un
         return loop.run()
 
 
-def run_full(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def run_full(config: Config, args: argparse.Namespace) -> int:
     """The daily run, then the intraday loop in a child restarted with backoff if it dies."""
     import signal
     import subprocess
-    import threading
 
     stop = threading.Event()
     child: list[subprocess.Popen[bytes]] = []
@@ -380,7 +387,7 @@ def run_full(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     return daily_code
 
 
-def run_update_stale(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def run_update_stale(config: Config, args: argparse.Namespace) -> int:
     """Force the stale sources of each family for the current period."""
     from orchestrator.health import collect_health
     from orchestrator.snakemake_runs import (
@@ -421,7 +428,9 @@ def _split_forcerun(snakemake_args: list[str]) -> tuple[tuple[str, ...], tuple[s
     return tuple(snakemake_args[:index]), tuple(snakemake_args[index + 1 :])
 
 
-def _schedule_install(args, parser, config) -> int:  # type: ignore[no-untyped-def]
+def _schedule_install(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config
+) -> int:
     kinds = [kind for kind in ("launchd", "cron", "systemd") if getattr(args, kind)]
     if len(kinds) != 1:
         parser.error("schedule install needs exactly one of --launchd, --cron, --systemd")
