@@ -23,7 +23,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -223,8 +223,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _dotted(parts: object) -> str:
-    return ".".join(str(part) for part in parts)  # type: ignore[attr-defined]
+def _dotted(parts: Iterable[object]) -> str:
+    return ".".join(str(part) for part in parts)
 
 
 def _schema_error(source: str, config: Mapping[str, Any]) -> ConfigError | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -90,7 +91,7 @@ class IntradayLoop:
         interval: float,
         dry_run: bool = False,
         control: LoopControl | None = None,
-        run_tick: object = None,
+        run_tick: Callable[[], int] | None = None,
         sleeper: Sleeper | None = None,
     ) -> None:
         self.config = config
@@ -134,7 +135,7 @@ class IntradayLoop:
     def tick(self) -> TickResult:
         started = self.clock()
         try:
-            code = int(self._run_tick())  # type: ignore[operator]
+            code = int(self._run_tick())
         except Exception as error:  # a failed tick must not end the loop
             logger.error("✗ tick at %s crashed: %s", started.isoformat(timespec="seconds"), error)
             code = 1

@@ -24,10 +24,11 @@ import json
 import os
 import sys
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from orchestrator.errors import CalendarRangeError
@@ -84,7 +85,7 @@ class MarketCalendar:
         sessions: list[date],
         opens: list[float],
         closes: list[float],
-        rebuild: object = None,
+        rebuild: Callable[[], MarketCalendar] | None = None,
         pre_starts: list[float] | None = None,
     ) -> None:
         self.name = name
@@ -117,7 +118,7 @@ class MarketCalendar:
         if self._rebuild is None:
             return None
         rebuild, self._rebuild = self._rebuild, None
-        fresh = rebuild()  # type: ignore[operator]
+        fresh = rebuild()
         self._sessions, self._opens, self._closes = fresh._sessions, fresh._opens, fresh._closes
         self._pre_starts = fresh._pre_starts
         return self
@@ -343,7 +344,9 @@ def _build_from_exchange_calendars(name: str) -> dict[str, object]:
     }
 
 
-def _from_payload(payload: dict, rebuild: object) -> MarketCalendar:
+def _from_payload(
+    payload: dict[str, Any], rebuild: Callable[[], MarketCalendar] | None
+) -> MarketCalendar:
     return MarketCalendar(
         name=payload["name"],
         timezone=payload["timezone"],
