@@ -118,22 +118,6 @@ def soak_config(base: Path, universe_size: int, faults: dict[str, Any]) -> Confi
     return build_config(raw, "soak-config.yaml", base)
 
 
-def _outcome(code: int, result: dict[str, Any]) -> AttemptOutcome:
-    """The runner's exit-code protocol (0, 75 and others transient, 65/70/78 permanent)."""
-    error = result.get("error")
-    if code == 0:
-        return AttemptOutcome("success", result=result)
-    if code in task_runner.PERMANENT_EXIT_CODES:
-        return AttemptOutcome("permanent", error or f"exited with status {code}", result)
-    retry_after = result.get("retry_after_seconds")
-    return AttemptOutcome(
-        "transient",
-        error or f"exited with status {code}",
-        result,
-        float(retry_after) if retry_after is not None else None,
-    )
-
-
 def in_process_attempt(command: list[str], env: dict[str, str], timeout: float) -> AttemptOutcome:
     """``run_attempt`` without the child process: the collector runs here, same protocol."""
     from orchestrator import collector_process
@@ -147,7 +131,7 @@ def in_process_attempt(command: list[str], env: dict[str, str], timeout: float) 
             result = json.loads(result_file.read_text())
         except (OSError, ValueError):
             result = {}
-    return _outcome(code, result)
+    return task_runner.classify_exit(code, result)
 
 
 @contextmanager

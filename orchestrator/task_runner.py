@@ -194,9 +194,21 @@ def run_attempt(command: list[str], env: dict[str, str], timeout: float) -> Atte
             result = json.loads(result_file.read_text())
         except (OSError, ValueError):
             result = {}
+    return classify_exit(code, result, error_text, timeout)
+
+
+def classify_exit(
+    code: int | None, result: dict[str, Any], stderr_text: str = "", timeout: float = 0.0
+) -> AttemptOutcome:
+    """An attempt's outcome from its exit status (``None``: timed out) and result file.
+
+    The protocol of the module docstring: 0 success; 65, 70, 78 permanent;
+    killed by a signal, 75 or any other status transient. The message is the
+    result file's ``error``, else the last line the task wrote to stderr.
+    """
     if code is None:
         return AttemptOutcome("timeout", f"timed out after {timeout:g} s; process group killed")
-    message = result.get("error") or _last_line(error_text)
+    message = result.get("error") or _last_line(stderr_text)
     if code == 0:
         return AttemptOutcome("success", result=result)
     if code < 0:
