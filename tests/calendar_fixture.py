@@ -23,8 +23,8 @@ DAILY_ORDER = (
 
 
 @pytest.fixture(scope="session")
-def calendar(tmp_path_factory: pytest.TempPathFactory) -> MarketCalendar:
-    return load_calendar("XNYS", tmp_path_factory.mktemp("calendar-cache"))
+def calendar(calendar_cache: Path) -> MarketCalendar:
+    return load_calendar("XNYS", calendar_cache)
 
 
 def make_context(

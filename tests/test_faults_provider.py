@@ -43,13 +43,6 @@ NOW = datetime(2026, 11, 20, 15, 8, tzinfo=UTC)  # 10:08 ET
 UNIVERSE = 5
 
 
-@pytest.fixture(scope="module")
-def calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = tmp_path_factory.mktemp("faults-calendar") / "cache"
-    load_calendar("XNYS", cache)
-    return cache
-
-
 @pytest.fixture
 def base(tmp_path: Path, calendar_cache: Path) -> Path:
     shutil.copytree(calendar_cache, tmp_path / "state" / "cache")

@@ -26,7 +26,6 @@ from collectors.market_store import MarketStore
 from orchestrator import sentinel
 from orchestrator.clock import fixed_clock
 from orchestrator.config import Config, build_config, write_effective_config
-from orchestrator.market_calendar import load_calendar
 from orchestrator.status_store import Attempt, StatusStore
 from orchestrator.task_runner import Period, RunReport, run_task
 
@@ -76,13 +75,6 @@ written = store.upsert("intraday_bars", bars)
 with open(os.environ["ORCHESTRATOR_RESULT_FILE"], "w") as out:
     out.write('{"records_processed": %d}' % written)
 """
-
-
-@pytest.fixture(scope="module")
-def calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = tmp_path_factory.mktemp("store-faults-calendar") / "cache"
-    load_calendar("XNYS", cache)
-    return cache
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -51,8 +52,8 @@ def calendar() -> MarketCalendar:
 
 
 @pytest.fixture(scope="module")
-def xnys(tmp_path_factory: pytest.TempPathFactory) -> MarketCalendar:
-    return load_calendar("XNYS", tmp_path_factory.mktemp("cache"))
+def xnys(calendar_cache: Path) -> MarketCalendar:
+    return load_calendar("XNYS", calendar_cache)
 
 
 # -- human_age and thresholds -------------------------------------------------------

@@ -73,13 +73,6 @@ tasks:
 """
 
 
-@pytest.fixture(scope="module")
-def calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = tmp_path_factory.mktemp("cache")
-    load_calendar("XNYS", cache)
-    return cache
-
-
 @pytest.fixture()
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, calendar_cache: Path) -> Path:
     """A working directory with config.yaml, a script and the calendar cache; no databases."""

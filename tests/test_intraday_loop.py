@@ -42,8 +42,8 @@ class MovedClock:
 
 
 @pytest.fixture(scope="module")
-def calendar(tmp_path_factory):
-    return load_calendar("XNYS", tmp_path_factory.mktemp("cache"))
+def calendar(calendar_cache):
+    return load_calendar("XNYS", calendar_cache)
 
 
 @pytest.fixture

@@ -33,14 +33,6 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
-@pytest.fixture(scope="session")
-def calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One built calendar cache for the whole test session (the build costs ~0.5 s)."""
-    cache = tmp_path_factory.getbasetemp() / "xnys-calendar-cache"
-    load_calendar("XNYS", cache)
-    return cache
-
-
 @pytest.fixture
 def cal(calendar_cache: Path) -> MarketCalendar:
     return load_calendar("XNYS", calendar_cache)

@@ -24,7 +24,6 @@ import pytest
 from orchestrator import sentinel
 from orchestrator.clock import fixed_clock
 from orchestrator.config import Config, build_config, write_effective_config
-from orchestrator.market_calendar import load_calendar
 from orchestrator.status_store import StatusStore
 from orchestrator.task_runner import Period, RunReport, run_task
 from orchestrator.workflow_support import finish_run
@@ -38,13 +37,6 @@ NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # 10:00 ET
 
 def fixture(name: str) -> str:
     return str(FIXTURES / name)
-
-
-@pytest.fixture(scope="session")
-def calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = tmp_path_factory.getbasetemp() / "xnys-calendar-cache"
-    load_calendar("XNYS", cache)
-    return cache
 
 
 @pytest.fixture

@@ -1,0 +1,20 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.market_calendar import load_calendar
+
+
+@pytest.fixture(scope="session")
+def calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One built XNYS calendar cache for the whole run (building it costs ~0.5 s).
+
+    Tests that need a project's ``state/cache`` copy it; none writes to it.
+    """
+    cache = tmp_path_factory.mktemp("xnys-calendar-cache")
+    load_calendar("XNYS", cache)
+    return cache
