@@ -1,5 +1,7 @@
 # Market-data pipeline: daily and intraday families of period-stamped targets.
 # Run `snakemake daily --cores 4`, `snakemake intraday`, or `snakemake -n` to preview.
+# The tasks and their dependencies are declared in config.yaml; rules/tasks.smk
+# makes a rule of each. Rules of your own go in another rules/*.smk file.
 from snakemake.utils import min_version
 
 min_version("9.27")
@@ -9,11 +11,7 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
-include: "rules/daily.smk"
-include: "rules/intraday.smk"
-
-
-register_task_rules()
+include: "rules/tasks.smk"
 
 
 rule daily:

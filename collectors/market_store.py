@@ -22,6 +22,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,11 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from orchestrator import database
 from orchestrator.errors import DataValidationError, PermanentError
 
 logger = logging.getLogger(__name__)
-
-BUSY_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -261,11 +261,7 @@ class MarketStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
-        self.connection = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
-        )
-        self.connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        self.connection = database.connect(self.path)
         self.connection.execute("PRAGMA journal_mode = WAL")
         self.connection.execute("PRAGMA synchronous = NORMAL")
         self.create_schema()
@@ -288,8 +284,8 @@ class MarketStore:
             for statement in _INDEXES:
                 self.connection.execute(statement)
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self.connection)
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return database.transaction(self.connection)
 
     # -- reading -----------------------------------------------------------
 
@@ -400,20 +396,6 @@ class MarketStore:
                 f"(reasons: {reasons}); see the quarantine table"
             )
         return StoreOutcome(self.upsert(table, good), rejected, reasons)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.connection.execute("BEGIN IMMEDIATE")
-        return self.connection
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.connection.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 def _spec(table: str) -> TableSpec:

@@ -17,16 +17,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from orchestrator.errors import CommandExit, HealthExit
+
 if TYPE_CHECKING:  # the real imports are deferred: --health must start fast
     import logging
 
     from orchestrator.config import Config
     from orchestrator.market_calendar import MarketCalendar
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_ALREADY_RUNNING = 3
 
 EXAMPLES = """\
 examples:
@@ -38,13 +36,12 @@ examples:
   orchestrator --full                       daily run, then the intraday loop until Ctrl+C
   orchestrator --health                     green/yellow/red per source (--json for monitoring)
   orchestrator --update-stale --dry-run     plan a refresh of stale sources
+  orchestrator graph                        the tasks by tier and what each needs (--dot)
   orchestrator schedule install --cron      print crontab lines (also --launchd, --systemd)
 
 exit status: 0 ok, 1 a task failed, 2 bad usage or config, 3 already running.
 --health: 0 all green, 1 any yellow or unknown, 2 any red, 3 could not check.
 """
-
-EXIT_HEALTH_UNKNOWN = 3  # Nagios' UNKNOWN: the health check itself could not run
 
 
 def _logger() -> logging.Logger:
@@ -56,7 +53,7 @@ def _logger() -> logging.Logger:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+        self.exit(CommandExit.USAGE, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--health", action="store_true", help="show the health dashboard")
     mode.add_argument("--update-stale", action="store_true", help="re-run stale sources")
     mode.add_argument("--check-config", action="store_true", help="validate config.yaml only")
-    parser.add_argument("command", nargs="*", help="`health`, `summary`, or `schedule install`")
+    parser.add_argument(
+        "command", nargs="*", help="`health`, `summary`, `graph`, or `schedule install`"
+    )
     parser.add_argument("--dry-run", "-n", action="store_true", help="show what would run")
     parser.add_argument("--once", action="store_true", help="intraday: run one tick and exit")
     parser.add_argument("--interval", type=float, help="intraday: seconds between ticks")
@@ -85,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="daily: do nothing unless a session has started (for cron)",
     )
     parser.add_argument("--json", action="store_true", help="health: one JSON document")
+    parser.add_argument("--dot", action="store_true", help="graph: Graphviz DOT, not text")
     parser.add_argument(
         "--min-staleness",
         choices=("yellow", "red"),
@@ -130,6 +130,8 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
         parser.error("--interval must be a positive number of seconds")
     if args.cores is not None and args.cores < 1:
         parser.error("--cores must be at least 1")
+    if args.dot and args.command[:1] != ["graph"]:
+        parser.error("--dot needs the graph command")
     if args.dry_run and (args.full or args.health or args.check_config):
         parser.error("--dry-run works with --daily, --intraday and --update-stale")
 
@@ -144,18 +146,20 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args, parser)
     except ConfigError as error:
         print(f"orchestrator: bad configuration: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return CommandExit.USAGE
     except UsageError as error:
         print(f"orchestrator: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return CommandExit.USAGE
     except OrchestratorError as error:
         from orchestrator.snakemake_runs import AlreadyRunning
 
         print(f"orchestrator: {error}", file=sys.stderr)
-        return EXIT_ALREADY_RUNNING if isinstance(error, AlreadyRunning) else EXIT_FAILED
+        return (
+            CommandExit.ALREADY_RUNNING if isinstance(error, AlreadyRunning) else CommandExit.FAILED
+        )
     except KeyboardInterrupt:
         print("orchestrator: interrupted", file=sys.stderr)
-        return 130
+        return CommandExit.INTERRUPTED
 
 
 def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -171,8 +175,13 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     config = load_config(config_path)
     if args.check_config:
-        print(f"{config_path}: valid ({len(config.tasks)} tasks)")
-        return EXIT_OK
+        print(f"{config_path}: valid ({len(config.pipeline.tasks)} tasks)")
+        return CommandExit.OK
+    if command == ["graph"]:
+        from orchestrator import graph
+
+        print(graph.render_dot(config.pipeline) if args.dot else graph.render_text(config.pipeline))
+        return CommandExit.OK
     if command[:2] == ["schedule", "install"]:
         return _schedule_install(args, parser, config)
     if command[:1] == ["summary"]:
@@ -191,7 +200,7 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.update_stale:
         return run_update_stale(config, args)
     parser.print_help()
-    return EXIT_USAGE
+    return CommandExit.USAGE
 
 
 # -- handlers -------------------------------------------------------------------
@@ -206,7 +215,7 @@ def _health(config_path: Path, as_json: bool) -> int:
         return main_health(config_path, as_json=as_json)
     except OrchestratorError as error:
         print(f"orchestrator: cannot check health: {error}", file=sys.stderr)
-        return EXIT_HEALTH_UNKNOWN
+        return HealthExit.UNKNOWN
 
 
 def _calendar(config: Config) -> MarketCalendar:
@@ -224,15 +233,21 @@ def _now(config: Config) -> datetime:
 def _summary(config: Config, session_text: str | None) -> int:
     from datetime import date
 
+    from orchestrator.errors import UsageError
     from orchestrator.run_summary import daily_summary
 
     calendar = _calendar(config)
-    session = (
-        date.fromisoformat(session_text) if session_text else calendar.current_session(_now(config))
-    )
+    try:
+        session = (
+            date.fromisoformat(session_text)
+            if session_text
+            else calendar.current_session(_now(config))
+        )
+    except ValueError:
+        raise UsageError(f"--session {session_text!r} is not a date (YYYY-MM-DD)") from None
     text, ok = daily_summary(config, session)
     print(text)
-    return EXIT_OK if ok else EXIT_FAILED
+    return CommandExit.OK if ok else CommandExit.FAILED
 
 
 def run_daily(config: Config, args: argparse.Namespace, stop: threading.Event | None = None) -> int:
@@ -246,19 +261,20 @@ def run_daily(config: Config, args: argparse.Namespace, stop: threading.Event | 
     from datetime import date
 
     from orchestrator.errors import UsageError
+    from orchestrator.pipeline import session_of_run
     from orchestrator.run_summary import daily_summary
     from orchestrator.snakemake_runs import (
         SnakemakeCall,
+        configfile_of,
         exclusive,
         family_lock_path,
         run_snakemake,
     )
-    from orchestrator.workflow_support import session_of_run
 
     calendar = _calendar(config)
     now = _now(config)
     if args.scheduled and not _daily_is_due(config, calendar, now):
-        return EXIT_OK
+        return CommandExit.OK
     overrides: list[str] = []
     if args.session:
         try:
@@ -268,12 +284,13 @@ def run_daily(config: Config, args: argparse.Namespace, stop: threading.Event | 
         overrides.append(f"session={args.session}")
     if config.now is not None:
         overrides.append(f"now={now.isoformat()}")
-    session = session_of_run(config, calendar, now)
+    session = session_of_run(calendar, now, config.session)
     call = SnakemakeCall(
         targets=("daily",),
         cores=args.cores or config.daily_cores,
         dry_run=args.dry_run,
         config_overrides=tuple(overrides),
+        configfile=configfile_of(config),
         quiet=() if args.dry_run else ("rules", "host"),
     )
     if stop is None:
@@ -287,12 +304,12 @@ def run_daily(config: Config, args: argparse.Namespace, stop: threading.Event | 
         code = run_snakemake(call, config.base_dir, stop_requested=stop)
     if stop.is_set():
         _logger().warning("✗ daily run stopped; interrupted tasks are recorded as failed")
-        return EXIT_FAILED
+        return CommandExit.FAILED
     if args.dry_run:
-        return EXIT_OK if code == 0 else EXIT_FAILED
+        return CommandExit.OK if code == 0 else CommandExit.FAILED
     text, ok = daily_summary(config, session)
     print(text)
-    return EXIT_OK if code == 0 and ok else EXIT_FAILED
+    return CommandExit.OK if code == 0 and ok else CommandExit.FAILED
 
 
 def _daily_is_due(config: Config, calendar: MarketCalendar, now: datetime) -> bool:
@@ -357,7 +374,7 @@ def run_full(config: Config, args: argparse.Namespace) -> int:
     daily_code = run_daily(config, args, stop)
     if stop.is_set():
         return daily_code
-    if daily_code != EXIT_OK:
+    if daily_code != CommandExit.OK:
         _logger().warning("✗ the daily run had failures; starting the intraday loop anyway")
     command = [
         sys.executable,
@@ -375,9 +392,9 @@ def run_full(config: Config, args: argparse.Namespace) -> int:
         code = child[0].wait()
         if stop.is_set():
             break
-        if code == EXIT_ALREADY_RUNNING:
+        if code == CommandExit.ALREADY_RUNNING:
             _logger().error("✗ another intraday loop is running; --full stops")
-            return EXIT_ALREADY_RUNNING
+            return CommandExit.ALREADY_RUNNING
         _logger().error(
             "✗ the intraday loop exited with status %d; restarting in %.0f s", code, backoff
         )
@@ -392,6 +409,7 @@ def run_update_stale(config: Config, args: argparse.Namespace) -> int:
     from orchestrator.health import collect_health
     from orchestrator.snakemake_runs import (
         SnakemakeCall,
+        configfile_of,
         exclusive,
         family_lock_path,
         format_command,
@@ -405,19 +423,24 @@ def run_update_stale(config: Config, args: argparse.Namespace) -> int:
     plan = plan_stale_updates(report, args.min_staleness, config)
     if not plan:
         print(f"Nothing is stale at or beyond {args.min_staleness}.")
-        return EXIT_OK
+        return CommandExit.OK
     for item in plan:
         print(f"  {item.task} ({item.family}): {item.reason}")
-    worst = EXIT_OK
+    worst = CommandExit.OK
     for family, snakemake_args in snakemake_forcerun_args(plan, config, calendar, now).items():
         targets, forced = _split_forcerun(snakemake_args)
         call = SnakemakeCall(
-            targets=targets, cores=config.daily_cores, dry_run=args.dry_run, forcerun=forced
+            targets=targets,
+            cores=config.daily_cores,
+            dry_run=args.dry_run,
+            forcerun=forced,
+            config_overrides=(f"now={now.isoformat()}",) if config.now is not None else (),
+            configfile=configfile_of(config),
         )
         print(f"{family}: {format_command(call.command(config.base_dir / 'Snakefile'))}")
         with exclusive(family_lock_path(config.state_dir, family), f"a {family} run"):
             code = run_snakemake(call, config.base_dir)
-        worst = max(worst, EXIT_OK if code == 0 else EXIT_FAILED)
+        worst = max(worst, CommandExit.OK if code == 0 else CommandExit.FAILED)
     return worst
 
 
@@ -437,7 +460,7 @@ def _schedule_install(
     from orchestrator.schedule import install
 
     install(kinds[0], config, args.dest, args.dry_run)
-    return EXIT_OK
+    return CommandExit.OK
 
 
 if __name__ == "__main__":

@@ -16,6 +16,34 @@ Clock = Callable[[], datetime]
 Sleeper = Callable[[float], None]
 
 
+def require_aware(moment: datetime, what: str = "time") -> datetime:
+    """``moment`` itself, or ``ValueError`` when it is naive (every time here is aware)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime for {what}: {moment!r}; pass a timezone-aware time")
+    return moment
+
+
+def parse_time(value: object) -> datetime | None:
+    """A stored time as an aware UTC datetime: ISO 8601 or epoch seconds; naive means UTC.
+
+    ``None`` or ``""`` is ``None``; anything else that is no time is a ``ValueError``.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a time")
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except ValueError:
+            pass
+        moment = datetime.fromisoformat(value)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    raise ValueError(f"{value!r} is not a time")
+
+
 def system_clock() -> datetime:
     """The wall clock, in UTC."""
     return datetime.now(UTC)
@@ -23,9 +51,7 @@ def system_clock() -> datetime:
 
 def fixed_clock(moment: datetime) -> Clock:
     """A clock stopped at ``moment`` (must be timezone-aware)."""
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment!r}: pass a timezone-aware time")
-    pinned = moment.astimezone(UTC)
+    pinned = require_aware(moment, "the fixed clock").astimezone(UTC)
     return lambda: pinned
 
 
@@ -34,9 +60,7 @@ def started_at_clock(start: datetime) -> Clock:
 
     A run replayed at a pinned moment still measures real durations.
     """
-    if start.tzinfo is None:
-        raise ValueError(f"naive datetime {start!r}: pass a timezone-aware time")
-    origin = start.astimezone(UTC)
+    origin = require_aware(start, "the clock's start").astimezone(UTC)
     started = time.monotonic()
     return lambda: origin + timedelta(seconds=time.monotonic() - started)
 

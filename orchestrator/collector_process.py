@@ -1,10 +1,12 @@
 """The child process that runs one built-in collector once.
 
-The runner starts ``python -m orchestrator.collector_process`` for each
-attempt of a task whose config names a ``collector``. This module builds the
-``CollectContext``, calls ``collectors.<name>.collect``, and turns the outcome
-into the runner's protocol: a JSON result in ``ORCHESTRATOR_RESULT_FILE`` and
-an exit code from ``sysexits.h``:
+The runner starts ``python -m orchestrator.collector_process --context FILE
+--now T`` for each attempt of a task whose config names a ``collector``; FILE
+holds the run's whole context (written once by the runner, so this process
+reads no config). This module builds the ``CollectContext``, calls
+``collectors.<name>.collect``, and turns the outcome into the runner's
+protocol: a JSON result in ``ORCHESTRATOR_RESULT_FILE`` and an exit code
+(``orchestrator.errors.TaskExit``):
 
 - 0 success;
 - 75 transient (``TransientError``, a locked database, a connection or
@@ -26,12 +28,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.config import read_effective_config
-from orchestrator.errors import ConfigError, PermanentError, TransientError
+from orchestrator.errors import ConfigError, PermanentError, TaskExit, TransientError
 from orchestrator.logs import log_to_stderr
 from orchestrator.market_calendar import load_calendar
 from orchestrator.secrets import redact
-from orchestrator.task_runner import EXIT_CONFIG, EXIT_DATA, EXIT_SOFTWARE, EXIT_TRANSIENT
 
 logger = logging.getLogger(__name__)
 
@@ -47,23 +47,22 @@ def _is_transient_sqlite(error: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def run_collector(args: argparse.Namespace) -> int:
+def run_collector(context_file: Path, now: datetime) -> int:
     from collectors.context import CollectContext
 
-    config = read_effective_config(args.config_json)
-    task = config.task(args.task)
+    saved = json.loads(context_file.read_text())
     context = CollectContext(
-        task=task.name,
-        session=args.session,
-        as_of=args.as_of,
-        now=args.now,
-        market_db=config.market_db,
-        calendar=load_calendar(config.calendar_name, config.cache_dir),
-        provider_settings=config.provider,
-        options=task.options,
-        slot=args.slot,
+        task=saved["task"],
+        session=date.fromisoformat(saved["session"]),
+        as_of=datetime.fromisoformat(saved["as_of"]),
+        now=now,
+        market_db=Path(saved["market_db"]),
+        calendar=load_calendar(saved["calendar"], Path(saved["calendar_cache"])),
+        provider_settings=saved["provider"],
+        options=saved["options"],
+        slot=saved["slot"],
     )
-    module = importlib.import_module(f"collectors.{task.collector}")
+    module = importlib.import_module(f"collectors.{saved['collector']}")
     result = module.collect(context)
     _write_result(
         {
@@ -73,40 +72,36 @@ def run_collector(args: argparse.Namespace) -> int:
             "details": dict(result.details),
         }
     )
-    return 0
+    return TaskExit.OK
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestrator.collector_process")
-    parser.add_argument("--config-json", required=True, type=Path)
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--session", required=True, type=date.fromisoformat)
-    parser.add_argument("--slot")
-    parser.add_argument("--as-of", required=True, type=datetime.fromisoformat)
+    parser.add_argument("--context", required=True, type=Path, help="written by the runner")
     parser.add_argument("--now", required=True, type=datetime.fromisoformat)
     args = parser.parse_args(argv)
     log_to_stderr()
     try:
-        return run_collector(args)
+        return run_collector(args.context, args.now)
     except TransientError as error:
         _write_result({"error": redact(str(error)), "retry_after_seconds": error.retry_after})
-        return EXIT_TRANSIENT
+        return TaskExit.TRANSIENT
     except (ConnectionError, TimeoutError) as error:
         _write_result({"error": redact(f"{type(error).__name__}: {error}")})
-        return EXIT_TRANSIENT
+        return TaskExit.TRANSIENT
     except sqlite3.OperationalError as error:
         _write_result({"error": redact(f"database: {error}")})
-        return EXIT_TRANSIENT if _is_transient_sqlite(error) else EXIT_SOFTWARE
+        return TaskExit.TRANSIENT if _is_transient_sqlite(error) else TaskExit.SOFTWARE
     except ConfigError as error:
         _write_result({"error": redact(str(error))})
-        return EXIT_CONFIG
+        return TaskExit.CONFIG
     except PermanentError as error:
         _write_result({"error": redact(str(error))})
-        return EXIT_DATA
+        return TaskExit.DATA
     except Exception as error:  # a bug: keep the traceback in the task's log
         traceback.print_exc()
         _write_result({"error": redact(f"{type(error).__name__}: {error}")})
-        return EXIT_SOFTWARE
+        return TaskExit.SOFTWARE
 
 
 if __name__ == "__main__":

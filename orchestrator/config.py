@@ -8,9 +8,13 @@ wrong:
    last one, so a task pasted twice would lose its first settings);
 2. the JSON schema ``config.schema.json`` (unknown keys, types, ranges);
 3. rules a schema cannot say: yellow below green, an unknown collector, a
-   missing script, a timezone or calendar that does not exist.
+   missing or non-executable script, a calendar that does not exist, a
+   ``market.timezone`` that is not the calendar's, ``needs:`` naming an unknown
+   task or one of another family, a cycle.
 
-The validated mapping becomes a frozen ``Config``. Snakemake runs hand the
+Defaults are written once, in the schema, and filled from it
+(``with_defaults``). The validated mapping becomes a frozen ``Config`` holding
+the ``Pipeline`` model. Snakemake runs hand the
 runner the same settings through an *effective config* JSON file written
 under ``state/run/`` (it carries ``--config`` overrides too), so a task never
 re-validates YAML on its own.
@@ -32,11 +36,11 @@ from typing import Any
 from orchestrator.errors import ConfigError
 from orchestrator.files import write_atomically
 from orchestrator.market_calendar import calendar_exists
+from orchestrator.pipeline import Freshness, Pipeline, RetryPolicy, TaskConfig
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.json")
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)$")
-FAMILIES = ("daily", "intraday")
 # Fixed, relative to the working directory: rules name their targets
 # "state/targets/..." literally, and `snakemake -d DIR` moves the whole tree.
 STATE_DIR = "state"
@@ -67,62 +71,20 @@ def parse_clock_time(value: str) -> time:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Attempts in all and the wait before each retry (the last wait repeats)."""
-
-    attempts: int = 3
-    backoff_seconds: tuple[float, ...] = (10.0, 30.0, 60.0)
-
-    def delay_before_retry(self, retry_number: int) -> float:
-        """Wait before retry ``retry_number`` (1 for the second attempt)."""
-        index = min(retry_number, len(self.backoff_seconds)) - 1
-        return self.backoff_seconds[index]
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """Health thresholds of one source, in seconds."""
-
-    green: float
-    yellow: float
-    clock: str = "wall"
-    data_time_sql: str | None = None
-
-
-@dataclass(frozen=True)
-class TaskConfig:
-    """Everything the runner and the monitor need to know about one task."""
-
-    name: str
-    family: str
-    collector: str | None
-    script: str | None
-    args: tuple[str, ...]
-    critical: bool
-    max_runtime_seconds: float
-    retry: RetryPolicy
-    freshness: Freshness | None
-    interval_seconds: int
-    hours: tuple[str, ...]
-    not_before: time | None
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Config:
     """The validated configuration; paths are absolute."""
 
     source: str
     base_dir: Path
     calendar_name: str
-    timezone: str
+    timezone: str  # the calendar's own zone (``market.timezone`` may only repeat it)
     provider: Mapping[str, Any]
     state_dir: Path
     daily_cores: int
     daily_start_time: time
     loop_interval_seconds: float
     keep_sessions: int
-    tasks: Mapping[str, TaskConfig]
+    pipeline: Pipeline
     session: date | None = None
     now: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -152,19 +114,9 @@ class Config:
         return self.state_dir / "locks"
 
     @property
-    def dependencies_file(self) -> Path:
-        """Each task's upstream tasks, recorded by the workflow for the health monitor."""
-        return self.state_dir / "run" / "dependencies.json"
-
-    def family(self, family: str) -> dict[str, TaskConfig]:
-        """Tasks of one family, in config order."""
-        return {name: task for name, task in self.tasks.items() if task.family == family}
-
-    def task(self, name: str) -> TaskConfig:
-        try:
-            return self.tasks[name]
-        except KeyError:
-            raise ConfigError(self.source, f"tasks.{name}", "no such task in the config") from None
+    def runs_dir(self) -> Path:
+        """Per-run bookkeeping of Snakemake runs (their failure markers)."""
+        return self.state_dir / "run" / "runs"
 
 
 # -- loading --------------------------------------------------------------------
@@ -230,7 +182,7 @@ def _dotted(parts: Iterable[object]) -> str:
 def _schema_error(source: str, config: Mapping[str, Any]) -> ConfigError | None:
     import jsonschema
 
-    schema = json.loads(SCHEMA_PATH.read_text())
+    schema = _schema()
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
@@ -265,18 +217,105 @@ def _schema_error(source: str, config: Mapping[str, Any]) -> ConfigError | None:
     return ConfigError(source, key or "(top level)", error.message)
 
 
-def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> None:
-    import importlib.util
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+def with_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``raw`` with every default of the schema filled in.
 
-    timezone = config.get("market", {}).get("timezone", "America/New_York")
+    The schema is the one place defaults are written (as Snakemake's own
+    ``validate(..., set_default=True)`` does it): each ``properties`` entry
+    with a ``default`` is set where missing, recursively. Task settings that
+    inherit from ``defaults:`` carry no default of their own in the schema.
+    """
+    import copy
+
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+
+    def fill_properties(
+        validator: Any, properties: dict[str, Any], instance: Any, schema: dict[str, Any]
+    ) -> Iterable[Any]:
+        if validator.is_type(instance, "object"):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    filler = jsonschema.validators.extend(base, {"properties": fill_properties})
+    filled = copy.deepcopy(dict(raw))
+    filler(_schema()).validate(filled)
+    return filled
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return dict(json.loads(SCHEMA_PATH.read_text()))
+
+
+def check_needs(source: str, tasks: Mapping[str, Mapping[str, Any]]) -> None:
+    """Every ``needs:`` names another task of the same family, and they form no cycle."""
+    from graphlib import CycleError, TopologicalSorter
+
+    for name, task in tasks.items():
+        for need in task.get("needs", ()):
+            key = f"tasks.{name}.needs"
+            if need == name:
+                raise ConfigError(source, key, f"{name!r} cannot need itself")
+            if need not in tasks:
+                raise ConfigError(
+                    source, key, f"{need!r} is not a task (tasks: {', '.join(tasks)})"
+                )
+            if tasks[need]["family"] != task["family"]:
+                raise ConfigError(
+                    source,
+                    key,
+                    f"{need!r} is a {tasks[need]['family']} task; a {task['family']} task can "
+                    f"only need {task['family']} tasks (intraday tasks read daily data from "
+                    "the market database)",
+                )
+    graph = {name: task.get("needs", ()) for name, task in tasks.items()}
     try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(source, "market.timezone", f"unknown timezone {timezone!r}") from None
-    calendar = config.get("market", {}).get("calendar", "XNYS")
-    if not calendar_exists(calendar, base_dir / STATE_DIR / "cache"):
-        raise ConfigError(source, "market.calendar", f"unknown exchange calendar {calendar!r}")
+        TopologicalSorter(graph).prepare()
+    except CycleError as error:
+        cycle = list(reversed(error.args[1]))
+        raise ConfigError(
+            source, f"tasks.{cycle[0]}.needs", f"the needs form a cycle: {' -> '.join(cycle)}"
+        ) from None
+
+
+def _check_script(source: str, where: str, script_text: str, base_dir: Path) -> None:
+    import os
+
+    script = Path(script_text)
+    script = script if script.is_absolute() else base_dir / script
+    if not script.is_file():
+        raise ConfigError(source, f"{where}.script", f"no such file {script}")
+    if script.suffix != ".py" and not os.access(script, os.X_OK):
+        raise ConfigError(
+            source,
+            f"{where}.script",
+            f"{script} is not executable (chmod +x it, or use a .py file, run with Python)",
+        )
+
+
+def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> str:
+    """Rules a schema cannot say; returns the calendar's timezone."""
+    import importlib.util
+
+    from orchestrator.market_calendar import load_calendar
+
+    market = config.get("market", {})
+    calendar_name = market.get("calendar", "XNYS")
+    cache_dir = base_dir / STATE_DIR / "cache"
+    if not calendar_exists(calendar_name, cache_dir):
+        raise ConfigError(source, "market.calendar", f"unknown exchange calendar {calendar_name!r}")
+    zone = str(load_calendar(calendar_name, cache_dir).tz)
+    if "timezone" in market and market["timezone"] != zone:
+        raise ConfigError(
+            source,
+            "market.timezone",
+            f"{market['timezone']!r} is not the {calendar_name} calendar's timezone {zone!r}; "
+            "remove the key (the calendar has its zone) or set it to that",
+        )
     for name, task in config["tasks"].items():
         where = f"tasks.{name}"
         freshness = task.get("freshness")
@@ -293,10 +332,7 @@ def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> 
                     source, f"{where}.collector", f"no collector module {module} in collectors/"
                 )
         if "script" in task:
-            script = Path(task["script"])
-            script = script if script.is_absolute() else base_dir / script
-            if not script.is_file():
-                raise ConfigError(source, f"{where}.script", f"no such file {script}")
+            _check_script(source, where, task["script"], base_dir)
         if task["family"] == "daily" and ("interval" in task or "hours" in task):
             key = "interval" if "interval" in task else "hours"
             raise ConfigError(source, f"{where}.{key}", "only intraday tasks have slots and hours")
@@ -306,6 +342,7 @@ def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> 
                 raise ConfigError(
                     source, f"{where}.interval", "must be whole minutes that divide a day (1m, 5m)"
                 )
+    check_needs(source, config["tasks"])
     if "session" in config:
         try:
             date.fromisoformat(config["session"])
@@ -318,57 +355,61 @@ def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> 
             moment = None
         if moment is None or moment.tzinfo is None:
             raise ConfigError(source, "now", "must be ISO 8601 with a UTC offset")
+    return zone
 
 
 def _task_model(name: str, task: Mapping[str, Any], defaults: Mapping[str, Any]) -> TaskConfig:
-    retry = {**defaults.get("retry", {}), **task.get("retry", {})}
+    """One task of a defaults-filled config; unset settings inherit from ``defaults:``."""
+    retry = {**defaults["retry"], **task.get("retry", {})}
     freshness = task.get("freshness")
+    intraday = task["family"] == "intraday"
     return TaskConfig(
         name=name,
         family=task["family"],
+        needs=tuple(task["needs"]),
         collector=task.get("collector"),
         script=task.get("script"),
-        args=tuple(task.get("args", ())),
-        critical=bool(task.get("critical", defaults.get("critical", False))),
+        args=tuple(task["args"]),
+        critical=bool(task.get("critical", defaults["critical"])),
         max_runtime_seconds=parse_duration(
-            task.get("max_runtime_seconds", defaults.get("max_runtime_seconds", 600))
+            task.get("max_runtime_seconds", defaults["max_runtime_seconds"])
         ),
         retry=RetryPolicy(
-            attempts=int(retry.get("attempts", 3)),
-            backoff_seconds=tuple(
-                parse_duration(v) for v in retry.get("backoff_seconds", [10, 30, 60])
-            ),
+            attempts=int(retry["attempts"]),
+            backoff_seconds=tuple(parse_duration(v) for v in retry["backoff_seconds"]),
         ),
         freshness=Freshness(
             green=parse_duration(freshness["green"]),
             yellow=parse_duration(freshness["yellow"]),
-            clock=freshness.get("clock", "wall"),
+            clock=freshness["clock"],
             data_time_sql=freshness.get("data_time_sql"),
         )
         if freshness
         else None,
-        interval_seconds=int(parse_duration(task.get("interval", "1m"))),
-        hours=tuple(task.get("hours", ["regular"])),
+        # A daily task's period is its whole session.
+        interval_seconds=int(parse_duration(task["interval"])) if intraday else 86400,
+        hours=tuple(task["hours"]) if intraday else ("regular",),
         not_before=parse_clock_time(task["not_before"]) if "not_before" in task else None,
-        options=dict(task.get("options", {})),
+        options=dict(task["options"]),
     )
 
 
 def _model(raw: Mapping[str, Any], source: str, base_dir: Path) -> Config:
-    market = raw.get("market", {})
-    defaults = raw.get("defaults", {})
+    """The ``Config`` of a validated, defaults-filled mapping."""
     return Config(
         source=source,
         base_dir=base_dir,
-        calendar_name=market.get("calendar", "XNYS"),
-        timezone=market.get("timezone", "America/New_York"),
-        provider=dict(raw.get("provider", {"name": "synthetic"})),
+        calendar_name=raw["market"]["calendar"],
+        timezone=raw["market"]["timezone"],
+        provider=dict(raw["provider"]),
         state_dir=base_dir / STATE_DIR,
-        daily_cores=int(raw.get("daily", {}).get("cores", 4)),
-        daily_start_time=parse_clock_time(raw.get("daily", {}).get("start_time", "09:30")),
-        loop_interval_seconds=float(raw.get("intraday", {}).get("loop_interval_seconds", 30)),
-        keep_sessions=int(raw.get("intraday", {}).get("keep_sessions", 5)),
-        tasks={name: _task_model(name, task, defaults) for name, task in raw["tasks"].items()},
+        daily_cores=int(raw["daily"]["cores"]),
+        daily_start_time=parse_clock_time(raw["daily"]["start_time"]),
+        loop_interval_seconds=float(raw["intraday"]["loop_interval_seconds"]),
+        keep_sessions=int(raw["intraday"]["keep_sessions"]),
+        pipeline=Pipeline(
+            {name: _task_model(name, task, raw["defaults"]) for name, task in raw["tasks"].items()}
+        ),
         session=date.fromisoformat(raw["session"]) if "session" in raw else None,
         now=datetime.fromisoformat(raw["now"]) if "now" in raw else None,
         raw=dict(raw),
@@ -376,7 +417,7 @@ def _model(raw: Mapping[str, Any], source: str, base_dir: Path) -> Config:
 
 
 def build_config(raw: Mapping[str, Any], source: str, base_dir: Path | None = None) -> Config:
-    """Validate ``raw`` (the parsed YAML plus overrides) and build the model.
+    """Validate ``raw`` (the parsed YAML plus overrides), fill its defaults, build the model.
 
     Relative paths (``state_dir``, scripts) are taken from ``base_dir``, by
     default the current directory, as Snakemake does.
@@ -385,8 +426,10 @@ def build_config(raw: Mapping[str, Any], source: str, base_dir: Path | None = No
     error = _schema_error(source, raw)
     if error is not None:
         raise error
-    _check_semantics(source, raw, base)
-    return _model(raw, source, base)
+    zone = _check_semantics(source, raw, base)
+    filled = with_defaults(raw)
+    filled["market"]["timezone"] = zone
+    return _model(filled, source, base)
 
 
 def load_config(path: Path | str, overrides: Mapping[str, Any] | None = None) -> Config:

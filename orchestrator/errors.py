@@ -6,9 +6,14 @@ out of range) or a task can meet (provider down, bad data) is an
 non-zero instead of showing a traceback. Whether a task failure is worth
 retrying is decided by the class alone: ``TransientError`` is retried,
 ``PermanentError`` is not.
+
+The exit statuses every process of the pipeline uses are here too, next to
+the errors they report.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
 
 
 class OrchestratorError(Exception):
@@ -56,3 +61,43 @@ class PermanentError(TaskError):
 
 class DataValidationError(PermanentError):
     """Every row of a batch was rejected, so nothing usable was stored."""
+
+
+# -- exit statuses -----------------------------------------------------------------
+
+
+class TaskExit(IntEnum):
+    """Exit status of one task attempt, from ``sysexits.h``.
+
+    Built-in collectors exit with these (``collector_process``); user scripts
+    may. The runner retries ``TRANSIENT`` (and any status not listed here);
+    the others are permanent: retrying bad data, a bug or bad config cannot help.
+    """
+
+    OK = 0
+    DATA = 65  # EX_DATAERR: bad input
+    SOFTWARE = 70  # EX_SOFTWARE: a bug in the collector
+    TRANSIENT = 75  # EX_TEMPFAIL: worth retrying
+    CONFIG = 78  # EX_CONFIG
+
+
+PERMANENT_TASK_EXITS = frozenset({TaskExit.DATA, TaskExit.SOFTWARE, TaskExit.CONFIG})
+
+
+class CommandExit(IntEnum):
+    """Exit status of the ``orchestrator`` command (``--health`` has ``HealthExit``)."""
+
+    OK = 0
+    FAILED = 1  # a task failed
+    USAGE = 2  # bad usage or bad configuration
+    ALREADY_RUNNING = 3  # another run of the same kind holds the lock
+    INTERRUPTED = 130
+
+
+class HealthExit(IntEnum):
+    """Exit status of ``orchestrator --health``, Nagios style."""
+
+    GREEN = 0
+    YELLOW = 1  # or unknown: the monitor cannot vouch for a source
+    RED = 2
+    UNKNOWN = 3  # the check itself could not run

@@ -24,15 +24,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
-from orchestrator.config import Freshness
+from orchestrator.clock import require_aware
 from orchestrator.errors import CalendarRangeError
 from orchestrator.market_calendar import MarketCalendar
+from orchestrator.pipeline import Freshness
 
-GREEN = "GREEN"
-YELLOW = "YELLOW"
-RED = "RED"
-UNKNOWN = "UNKNOWN"
+
+class FreshnessStatus(StrEnum):
+    GREEN = "GREEN"
+    YELLOW = "YELLOW"
+    RED = "RED"
+    UNKNOWN = "UNKNOWN"
+
+
+GREEN, YELLOW, RED, UNKNOWN = FreshnessStatus
 # Worst first: the order of the dashboard and of exit codes.
 SEVERITY = (RED, YELLOW, GREEN, UNKNOWN)
 WALL = "wall"
@@ -43,14 +50,9 @@ MARKET = "market"
 class FreshnessResult:
     """The verdict on one source at one moment."""
 
-    status: str
+    status: FreshnessStatus
     age_seconds: float | None
     message: str
-
-
-def _require_aware(moment: datetime, what: str) -> None:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"naive datetime for {what}: {moment!r}; pass a timezone-aware time")
 
 
 def human_age(seconds: float) -> str:
@@ -68,7 +70,7 @@ def human_age(seconds: float) -> str:
     return f"{secs}s"
 
 
-def classify(age_seconds: float, freshness: Freshness) -> str:
+def classify(age_seconds: float, freshness: Freshness) -> FreshnessStatus:
     """GREEN below ``green``, YELLOW up to ``yellow`` included, RED beyond."""
     if age_seconds < freshness.green:
         return GREEN
@@ -116,10 +118,10 @@ def freshness_status(
     - market clock, ``now`` outside the calendar's range:
       ``CalendarRangeError`` (the calendar package needs an upgrade).
     """
-    _require_aware(now, "now")
+    require_aware(now, "now")
     if data_time is None:
         return FreshnessResult(UNKNOWN, None, "no data yet")
-    _require_aware(data_time, "data_time")
+    require_aware(data_time, "data_time")
     wall_age = max((now - data_time).total_seconds(), 0.0)
     if freshness.clock != MARKET:
         return FreshnessResult(

@@ -37,22 +37,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from orchestrator.config import Config, TaskConfig, load_config_cached
-from orchestrator.errors import OrchestratorError
+from orchestrator import database
+from orchestrator.clock import parse_time
+from orchestrator.config import Config, load_config_cached
+from orchestrator.errors import HealthExit, OrchestratorError
 from orchestrator.freshness import (
     GREEN,
     RED,
     SEVERITY,
     UNKNOWN,
     YELLOW,
+    FreshnessStatus,
     freshness_status,
     human_age,
     zone_label,
 )
 from orchestrator.market_calendar import MarketCalendar, load_calendar
+from orchestrator.pipeline import Pipeline, TaskConfig
+from orchestrator.status_store import TaskStatus
 
-NEVER_RUN = "NEVER RUN"
-SKIPPED = "SKIPPED"
 # In the order of the summary line.
 SUMMARY_LABELS = {GREEN: "healthy", YELLOW: "stale", RED: "critical", UNKNOWN: "unknown"}
 STATUS_COLUMNS = (
@@ -76,7 +79,7 @@ class SourceHealth:
     task: str
     family: str
     clock: str
-    status: str
+    status: FreshnessStatus
     age_seconds: float | None
     data_time: datetime | None
     basis: str | None  # "data" (data_time_sql), "last success", or None
@@ -122,14 +125,14 @@ class HealthReport:
 
     def counts(self) -> dict[str, int]:
         """Sources per status, every status present."""
-        counts = dict.fromkeys(SEVERITY, 0)
+        counts: dict[str, int] = dict.fromkeys(SEVERITY, 0)
         for source in self.sources:
             counts[source.status] += 1
         return counts
 
     def sources_by_severity(self) -> list[SourceHealth]:
         """Red, then yellow, green, unknown; config order within a status."""
-        rank = {status: index for index, status in enumerate(SEVERITY)}
+        rank: dict[str, int] = {status: index for index, status in enumerate(SEVERITY)}
         return sorted(self.sources, key=lambda source: rank[source.status])
 
 
@@ -140,31 +143,10 @@ def _connect_readonly(path: Path) -> sqlite3.Connection | None:
     """A read-only connection, or None when the file does not exist."""
     if not path.is_file():
         return None
-    uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
-        connection = sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)
-        connection.execute("PRAGMA busy_timeout = 5000")
+        return database.connect(path, readonly=True, busy_timeout=5)
     except sqlite3.Error as error:
         raise HealthError(f"cannot open the database {path}: {error}") from None
-    return connection
-
-
-def _parse_time(value: object) -> datetime | None:
-    """A stored time (ISO 8601, or epoch seconds) as an aware UTC datetime; naive means UTC."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a time")
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
-    if isinstance(value, str):
-        try:
-            return datetime.fromtimestamp(float(value), UTC)
-        except ValueError:
-            pass
-        moment = datetime.fromisoformat(value)
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    raise ValueError(f"{value!r} is not a time")
 
 
 def read_status_rows(status_db: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -199,7 +181,7 @@ def _query_data_time(
     if row is None or row[0] is None:
         return None, "no data stored yet"
     try:
-        return _parse_time(row[0]), None
+        return parse_time(row[0]), None
     except (ValueError, OverflowError, OSError):
         return None, f"data_time_sql returned {row[0]!r}, not epoch seconds"
 
@@ -212,27 +194,11 @@ def _scope_hours(task: TaskConfig) -> tuple[str, ...]:
     return tuple(task.hours) if task.family == "intraday" else ("regular",)
 
 
-def _read_dependencies(path: Path) -> dict[str, list[str]]:
-    """Upstream tasks of each task, as the workflow recorded them (empty before any run)."""
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        return {}
-
-
-def failed_upstream(
-    task: str, dependencies: dict[str, list[str]], rows: dict[str, dict[str, Any]]
-) -> str | None:
+def failed_upstream(task: str, pipeline: Pipeline, rows: dict[str, dict[str, Any]]) -> str | None:
     """The nearest upstream task whose last run failed: why ``task`` is stale or never ran."""
-    queue, seen = list(dependencies.get(task, [])), set()
-    while queue:
-        name = queue.pop(0)
-        if name in seen:
-            continue
-        seen.add(name)
-        if (rows.get(name) or {}).get("status") == "FAILED":
+    for name in pipeline.upstream_closure(task):
+        if (rows.get(name) or {}).get("status") == TaskStatus.FAILED:
             return name
-        queue.extend(dependencies.get(name, []))
     return None
 
 
@@ -241,13 +207,15 @@ def _task_health(
 ) -> TaskHealth:
     if row is None:
         status, error = (
-            (SKIPPED, f"upstream {blocked_by} failed") if blocked_by else (NEVER_RUN, None)
+            (TaskStatus.SKIPPED, f"upstream {blocked_by} failed")
+            if blocked_by
+            else (TaskStatus.NEVER_RUN, None)
         )
         return TaskHealth(
             task.name, task.family, task.critical, status, 0, 0, 0, 0,
             None, None, None, None, None, error,
         )  # fmt: skip
-    last_success = _parse_time(row["last_success"])
+    last_success = parse_time(row["last_success"])
     return TaskHealth(
         task=task.name,
         family=task.family,
@@ -261,7 +229,7 @@ def _task_health(
         last_success_age_seconds=(
             max((now - last_success).total_seconds(), 0.0) if last_success else None
         ),
-        last_failure=_parse_time(row["last_failure"]),
+        last_failure=parse_time(row["last_failure"]),
         average_runtime_seconds=row["average_runtime_seconds"],
         last_records_processed=row["last_records_processed"],
         last_error=row["last_error_message"],
@@ -279,12 +247,12 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"naive datetime {now!r}: pass a timezone-aware time")
     rows, notes = read_status_rows(config.status_db)
-    dependencies = _read_dependencies(config.dependencies_file)
-    needs_market = any(t.freshness and t.freshness.data_time_sql for t in config.tasks.values())
+    pipeline = config.pipeline
+    needs_market = any(t.freshness and t.freshness.data_time_sql for t in pipeline)
     market = _connect_readonly(config.market_db) if needs_market else None
     sources: list[SourceHealth] = []
     try:
-        for task in config.tasks.values():
+        for task in pipeline:
             freshness = task.freshness
             if freshness is None:
                 continue
@@ -296,12 +264,12 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
                 )
                 basis = "data" if data_time else None
             else:
-                data_time = _parse_time(row["last_success"]) if row else None
+                data_time = parse_time(row["last_success"]) if row else None
                 basis = "last success" if data_time else None
                 reason = None if data_time else "no successful run yet"
             result = freshness_status(freshness, data_time, now, calendar, _scope_hours(task))
             message = reason or result.message
-            blocked_by = failed_upstream(task.name, dependencies, rows)
+            blocked_by = failed_upstream(task.name, pipeline, rows)
             if result.status != GREEN and blocked_by:
                 message = f"{message}; upstream {blocked_by} failed"
             sources.append(
@@ -322,8 +290,8 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
         if market is not None:
             market.close()
     tasks = tuple(
-        _task_health(task, rows.get(task.name), now, failed_upstream(task.name, dependencies, rows))
-        for task in config.tasks.values()
+        _task_health(task, rows.get(task.name), now, failed_upstream(task.name, pipeline, rows))
+        for task in pipeline
     )
     return HealthReport(
         now=now.astimezone(UTC),
@@ -339,10 +307,10 @@ def exit_code(report: HealthReport) -> int:
     """2 if any source is red, else 1 if any is yellow or unknown, else 0."""
     counts = report.counts()
     if counts[RED]:
-        return 2
+        return HealthExit.RED
     if counts[YELLOW] or counts[UNKNOWN]:
-        return 1
-    return 0
+        return HealthExit.YELLOW
+    return HealthExit.GREEN
 
 
 # -- rendering ------------------------------------------------------------------
@@ -350,16 +318,21 @@ def exit_code(report: HealthReport) -> int:
 _RESET = "\033[0m"
 _BOLD = "\033[1m"
 _DIM = "\033[2m"
-_COLORS = {GREEN: "\033[32m", YELLOW: "\033[33m", RED: "\033[31m", UNKNOWN: "\033[90m"}
-_MARKS = {GREEN: "🟢", YELLOW: "🟡", RED: "🔴", UNKNOWN: "⚪"}
-_TASK_STATUS_COLORS = {
-    "SUCCESS": GREEN,
-    "DEGRADED": YELLOW,
-    "FAILED": RED,
-    "RUNNING": UNKNOWN,
-    "PENDING": UNKNOWN,
-    NEVER_RUN: UNKNOWN,
-    SKIPPED: YELLOW,
+_COLORS: dict[str, str] = {
+    GREEN: "\033[32m",
+    YELLOW: "\033[33m",
+    RED: "\033[31m",
+    UNKNOWN: "\033[90m",
+}
+_MARKS: dict[str, str] = {GREEN: "🟢", YELLOW: "🟡", RED: "🔴", UNKNOWN: "⚪"}
+_TASK_STATUS_COLORS: dict[str, FreshnessStatus] = {
+    TaskStatus.SUCCESS: GREEN,
+    TaskStatus.DEGRADED: YELLOW,
+    TaskStatus.FAILED: RED,
+    TaskStatus.RUNNING: UNKNOWN,
+    TaskStatus.PENDING: UNKNOWN,
+    TaskStatus.NEVER_RUN: UNKNOWN,
+    TaskStatus.SKIPPED: YELLOW,
 }
 
 
@@ -566,7 +539,7 @@ def _main(argv: list[str] | None = None) -> int:
         return main_health(args.config, args.json, args.now)
     except OrchestratorError as error:
         print(f"orchestrator --health: {error}", file=sys.stderr)
-        return 3
+        return HealthExit.UNKNOWN
 
 
 if __name__ == "__main__":

@@ -34,11 +34,11 @@ from orchestrator.market_calendar import MarketCalendar
 from orchestrator.pruning import prune_intraday
 from orchestrator.snakemake_runs import (
     SnakemakeCall,
+    configfile_of,
     exclusive,
     family_lock_path,
     run_snakemake,
 )
-from orchestrator.workflow_support import intraday_targets
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +69,14 @@ def any_slot_due(config: Config, calendar: MarketCalendar, now: datetime) -> boo
     """Whether some intraday task has a slot to build at ``now`` (its closing slot included)."""
     return any(
         calendar.slot_is_due(now, task.hours, task.interval_seconds)
-        for task in config.family("intraday").values()
+        for task in config.pipeline.family("intraday")
     )
 
 
 def next_scope_start(config: Config, calendar: MarketCalendar, now: datetime) -> datetime:
     """When the next intraday task comes into scope."""
     return min(
-        calendar.next_scope_start(now, task.hours) for task in config.family("intraday").values()
+        calendar.next_scope_start(now, task.hours) for task in config.pipeline.family("intraday")
     )
 
 
@@ -112,7 +112,7 @@ class IntradayLoop:
         Then nothing is due, and starting Snakemake (about a second) would
         only say so: half the ticks of a 30 s loop over 1-minute slots.
         """
-        targets = intraday_targets(self.config, self.calendar, self.clock())
+        targets = self.config.pipeline.intraday_targets(self.calendar, self.clock())
         return bool(targets) and all((self.config.base_dir / t).is_file() for t in targets)
 
     def _snakemake_tick(self) -> int:
@@ -127,6 +127,7 @@ class IntradayLoop:
             cores=2,
             dry_run=self.dry_run,
             config_overrides=overrides,
+            configfile=configfile_of(self.config),
             quiet=() if self.dry_run else ("progress", "rules", "host"),
         )
         with exclusive(family_lock_path(self.config.state_dir, "intraday"), "an intraday run"):

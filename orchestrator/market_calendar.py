@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from orchestrator.clock import require_aware
 from orchestrator.errors import CalendarRangeError
 from orchestrator.files import write_atomically
 
@@ -38,12 +39,6 @@ SCOPES = ("pre", "regular", "post")
 PRE_MARKET_START = time(4, 0)
 POST_MARKET_LENGTH = timedelta(hours=4)
 CACHE_FORMAT = 2
-
-
-def _require_aware(moment: datetime) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"naive datetime {moment!r}: pass a timezone-aware time")
-    return moment
 
 
 @dataclass(frozen=True)
@@ -131,7 +126,7 @@ class MarketCalendar:
         raise self._out_of_range(what)
 
     def _check_moment(self, moment: datetime) -> float:
-        _require_aware(moment)
+        require_aware(moment)
         self._check_day(moment.astimezone(self.tz).date(), moment.isoformat())
         return moment.timestamp()
 
@@ -268,8 +263,8 @@ class MarketCalendar:
         This is the market-time age of data: Friday's close to Monday 09:35
         counts five minutes of regular hours.
         """
-        _require_aware(start)
-        _require_aware(end)
+        require_aware(start)
+        require_aware(end)
         if end <= start:
             return 0.0
         self._check_moment(end)  # beyond the range every session would be missing: not 0 s
@@ -285,7 +280,7 @@ class MarketCalendar:
 
     def slot(self, now: datetime, interval_seconds: int) -> str:
         """``HHMM`` of ``now`` in exchange time, floored to the interval."""
-        _require_aware(now)
+        require_aware(now)
         local = now.astimezone(self.tz)
         seconds = local.hour * 3600 + local.minute * 60 + local.second
         floored = seconds - seconds % interval_seconds

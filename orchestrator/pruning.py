@@ -19,7 +19,6 @@ from pathlib import Path
 
 from orchestrator.config import Config
 from orchestrator.market_calendar import MarketCalendar
-from orchestrator.workflow_support import TARGETS
 
 
 def _metadata_target(name: str) -> str | None:
@@ -56,7 +55,7 @@ def prune_intraday(config: Config, calendar: MarketCalendar, now: datetime) -> l
     for session_dir in [*removed, *_old_session_dirs(config.logs_dir / "intraday", keep_from)]:
         shutil.rmtree(session_dir, ignore_errors=True)
 
-    old_prefixes = tuple(f"{TARGETS}/intraday/{d.name}/" for d in removed)
+    old_prefixes = tuple(str(d.relative_to(config.base_dir)) + "/" for d in removed)
     metadata = config.base_dir / ".snakemake" / "metadata"
     if old_prefixes and metadata.is_dir():
         for entry in metadata.iterdir():

@@ -10,7 +10,8 @@ from datetime import date
 
 from orchestrator import sentinel
 from orchestrator.config import Config
-from orchestrator.status_store import StatusStore
+from orchestrator.sentinel import SentinelStatus
+from orchestrator.status_store import StatusStore, TaskStatus
 
 
 def daily_summary(config: Config, session: date) -> tuple[str, bool]:
@@ -19,11 +20,13 @@ def daily_summary(config: Config, session: date) -> tuple[str, bool]:
     rows = []
     all_ok = True
     total_records = 0
-    for name in config.family("daily"):
-        record = sentinel.read_sentinel(sentinel.daily_target(config.targets_dir, session, name))
+    for task in config.pipeline.family("daily"):
+        name = task.name
+        record = sentinel.read_sentinel(config.base_dir / task.target(session))
         if record is None:
             status = statuses.get(name, {})
-            error = status.get("last_error_message") if status.get("status") == "FAILED" else None
+            failed = status.get("status") == TaskStatus.FAILED
+            error = status.get("last_error_message") if failed else None
             rows.append((name, "failed" if error else "not built", "-", "-", "-", error or ""))
             all_ok = False
             continue
@@ -32,7 +35,7 @@ def daily_summary(config: Config, session: date) -> tuple[str, bool]:
         note = record.get("error") or ""
         if record.get("degraded_inputs"):
             note = f"inputs failed: {', '.join(record['degraded_inputs'])}"
-        all_ok = all_ok and record.get("status") == sentinel.SUCCESS
+        all_ok = all_ok and record.get("status") == SentinelStatus.SUCCESS
         rows.append(
             (
                 name,
@@ -49,7 +52,7 @@ def daily_summary(config: Config, session: date) -> tuple[str, bool]:
     for row in [header, *rows]:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         lines.append(("  " + "  ".join(cells) + "  " + row[-1]).rstrip())
-    built = sum(1 for row in rows if row[1] in (sentinel.SUCCESS, sentinel.DEGRADED))
+    built = sum(1 for row in rows if row[1] in (SentinelStatus.SUCCESS, SentinelStatus.DEGRADED))
     lines.append(
         f"{built}/{len(rows)} tasks built, {total_records} records"
         + ("" if all_ok else "; see `orchestrator --health` and state/logs/")

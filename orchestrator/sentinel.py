@@ -1,6 +1,7 @@
 """Period-stamped sentinel targets: "done means the sentinel exists".
 
-A task's target is a small JSON file named by the period it covers:
+A task's target is a small JSON file named by the period it covers (the
+templates are in ``orchestrator.pipeline``):
 
 - daily: ``state/targets/daily/<session>/<task>.json``
 - intraday: ``state/targets/intraday/<session>/<task>/<HHMM>.json``
@@ -19,41 +20,17 @@ the next run tries again).
 from __future__ import annotations
 
 import json
-from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from orchestrator.files import write_atomically
 
-SUCCESS = "success"
-DEGRADED = "degraded"
-FAILED = "failed"
 
-
-def daily_target(targets_dir: Path, session: date | str, task: str) -> Path:
-    return Path(targets_dir) / "daily" / str(session) / f"{task}.json"
-
-
-def intraday_target(targets_dir: Path, session: date | str, task: str, slot: str) -> Path:
-    return Path(targets_dir) / "intraday" / str(session) / task / f"{slot}.json"
-
-
-def parse_target(path: Path | str) -> tuple[str, date, str, str | None]:
-    """``(family, session, task, slot)`` named by a sentinel path (slot ``None`` for daily).
-
-    Raises ``ValueError`` for a path that is not a sentinel target.
-    """
-    parts = Path(path).parts
-    try:
-        index = len(parts) - 1 - parts[::-1].index("targets")
-    except ValueError:
-        raise ValueError(f"{path} is not under a targets/ folder") from None
-    tail = parts[index + 1 :]
-    if len(tail) == 3 and tail[0] == "daily" and tail[2].endswith(".json"):
-        return "daily", date.fromisoformat(tail[1]), tail[2].removesuffix(".json"), None
-    if len(tail) == 4 and tail[0] == "intraday" and tail[3].endswith(".json"):
-        return "intraday", date.fromisoformat(tail[1]), tail[2], tail[3].removesuffix(".json")
-    raise ValueError(f"{path} is not a daily or intraday sentinel path")
+class SentinelStatus(StrEnum):
+    SUCCESS = "success"
+    DEGRADED = "degraded"
+    FAILED = "failed"
 
 
 def write_sentinel(path: Path, record: dict[str, Any]) -> None:

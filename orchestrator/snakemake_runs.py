@@ -30,9 +30,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from orchestrator.errors import OrchestratorError
+
+if TYPE_CHECKING:
+    from orchestrator.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +102,8 @@ class SnakemakeCall:
     dry_run: bool = False
     forcerun: tuple[str, ...] = ()
     config_overrides: tuple[str, ...] = ()
+    # A config file other than the Snakefile's config.yaml, used instead of it.
+    configfile: str | None = None
     # Snakemake's --quiet categories: "rules" hides per-job blocks, "progress" the counts.
     quiet: tuple[str, ...] = ()
 
@@ -119,6 +124,8 @@ class SnakemakeCall:
             command.append("--dry-run")
         if self.quiet:
             command += ["--quiet", *self.quiet]
+        if self.configfile is not None:
+            command += ["--configfile", self.configfile, "--replace-workflow-config"]
         if self.config_overrides:
             command += ["--config", *self.config_overrides]
         if self.forcerun:
@@ -224,6 +231,12 @@ def _wait_or_stop(process: SnakemakeProcess, stop_requested: threading.Event | N
             if stop_requested is not None and stop_requested.is_set():
                 logger.warning("stop requested: stopping snakemake and its running tasks")
                 return process.stop()
+
+
+def configfile_of(config: Config) -> str | None:
+    """The config file to hand Snakemake, or ``None`` for the project's own ``config.yaml``."""
+    source = Path(config.source).resolve()
+    return None if source == config.base_dir / "config.yaml" else str(source)
 
 
 def format_command(command: Sequence[str]) -> str:

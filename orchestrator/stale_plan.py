@@ -23,10 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from orchestrator.config import FAMILIES, Config
+from orchestrator.config import Config
 from orchestrator.freshness import GREEN, RED, UNKNOWN, YELLOW, human_age
 from orchestrator.health import HealthReport, SourceHealth
 from orchestrator.market_calendar import MarketCalendar
+from orchestrator.pipeline import FAMILIES
 
 LEVELS = {YELLOW.lower(): (YELLOW, RED, UNKNOWN), RED.lower(): (RED, UNKNOWN)}
 
@@ -67,7 +68,7 @@ def plan_stale_updates(
         raise UsageError(f"staleness level {min_staleness!r} is not one of: yellow, red") from None
     sources = [s for s in report.sources if s.status in wanted and s.status != GREEN]
     if config is not None:
-        order = {name: index for index, name in enumerate(config.tasks)}
+        order = {name: index for index, name in enumerate(config.pipeline.tasks)}
         sources = sorted((s for s in sources if s.task in order), key=lambda s: order[s.task])
     return [StaleItem(s.task, s.family, s.status, _reason(s)) for s in sources]
 
@@ -84,7 +85,7 @@ def snakemake_forcerun_args(
     """
     rules: dict[str, list[str]] = {family: [] for family in FAMILIES}
     for item in plan:
-        task = config.tasks.get(item.task)
+        task = config.pipeline.tasks.get(item.task)
         if task is None or item.task in rules[task.family]:
             continue
         if task.family == "intraday" and not calendar.in_scope(now, task.hours):

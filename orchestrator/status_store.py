@@ -20,19 +20,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from orchestrator import database
 from orchestrator.secrets import redact
 
-BUSY_TIMEOUT_SECONDS = 30
 INITIALISE_ATTEMPTS = 50
 MAX_ERROR_LENGTH = 500
 
-RUNNING = "RUNNING"
-SUCCESS = "SUCCESS"
-DEGRADED = "DEGRADED"
-FAILED = "FAILED"
+
+class TaskStatus(StrEnum):
+    """A task's ``status`` column; the last two only the dashboard shows, never stored."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    DEGRADED = "DEGRADED"
+    FAILED = "FAILED"
+    NEVER_RUN = "NEVER RUN"
+    SKIPPED = "SKIPPED"  # never ran: an upstream task failed
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS data_pipeline_status (
@@ -89,19 +98,6 @@ class Attempt:
     data_as_of: datetime | None = None
 
 
-def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with the busy timeout set; ``readonly`` opens with ``mode=ro``."""
-    if readonly:
-        connection = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
-        )
-    else:
-        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
-    connection.row_factory = sqlite3.Row
-    return connection
-
-
 class StatusStore:
     """Reads and writes task status; one short connection per operation."""
 
@@ -130,7 +126,8 @@ class StatusStore:
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        connection = connect(self.path)
+        connection = database.connect(self.path)
+        connection.row_factory = sqlite3.Row
         try:
             yield connection
         finally:
@@ -138,14 +135,8 @@ class StatusStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+        with self._connection() as connection, database.transaction(connection):
+            yield connection
 
     # -- writes ---------------------------------------------------------------
 
@@ -165,7 +156,7 @@ class StatusStore:
                 "VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (task_name) DO UPDATE SET last_run_start = excluded.last_run_start, "
                 "status = excluded.status, updated_at = excluded.updated_at",
-                (task, _iso(now), RUNNING, _iso(now)),
+                (task, _iso(now), TaskStatus.RUNNING, _iso(now)),
             )
 
     def record_attempt(self, attempt: Attempt) -> None:
@@ -215,7 +206,7 @@ class StatusStore:
                     _iso(finished),
                     records_processed,
                     runtime,
-                    DEGRADED if degraded else SUCCESS,
+                    TaskStatus.DEGRADED if degraded else TaskStatus.SUCCESS,
                     _iso(finished),
                     task,
                 ),
@@ -234,7 +225,7 @@ class StatusStore:
                     _iso(finished),
                     _iso(finished),
                     clean_error(error_message),
-                    FAILED,
+                    TaskStatus.FAILED,
                     _iso(finished),
                     task,
                 ),

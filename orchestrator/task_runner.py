@@ -1,7 +1,11 @@
 """The task runner: every rule's action, one task run with timeout and retries.
 
-``python -m orchestrator.task_runner --task NAME ...`` is what each rule's
-``shell:`` calls. For one period of one task it:
+``python -m orchestrator.task_runner --task NAME --session D [--slot HHMM]``
+is what each generated rule's ``shell:`` calls, told the task and period by
+the rule's name and wildcards; the inputs and the sentinel it writes follow
+from the pipeline model. It reads the config and the calendar once, and hands
+a built-in collector its whole context, so the child reads neither. For one
+period of one task it:
 
 1. notes which inputs (upstream sentinels) are not clean successes, so the
    run is marked ``degraded``;
@@ -16,8 +20,9 @@
 
 A critical task that fails writes no sentinel and exits 1: Snakemake skips its
 dependents. A non-critical task that fails writes a ``failed`` sentinel and
-exits 0, so its dependents run on the last good data, marked degraded; the
-workflow's end-of-run hook removes that sentinel and makes the run exit 1.
+exits 0, so its dependents run on the last good data, marked degraded; it
+notes the sentinel under its Snakemake run's id (``$ORCHESTRATOR_RUN_ID``),
+and that run's end hook removes it and makes the run exit 1.
 
 The child reports what it did by writing a JSON object to the file named by
 ``ORCHESTRATOR_RESULT_FILE``: ``records_processed`` (int), optionally
@@ -37,62 +42,65 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import sentinel
-from orchestrator.clock import Clock, Sleeper, clock_for, real_sleep
-from orchestrator.config import Config, TaskConfig, read_effective_config
+from orchestrator.clock import Clock, Sleeper, clock_for, parse_time, real_sleep
+from orchestrator.config import Config, read_effective_config
+from orchestrator.errors import PERMANENT_TASK_EXITS
 from orchestrator.logs import log_to_stderr
+from orchestrator.pipeline import Period, TaskConfig
 from orchestrator.secrets import load_dotenv, redact
+from orchestrator.sentinel import SentinelStatus
 from orchestrator.status_store import Attempt, StatusStore, clean_error
-from orchestrator.workflow_support import note_failed_sentinel
+from orchestrator.workflow_support import RUN_ID_VARIABLE, note_failed_sentinel
+
+if TYPE_CHECKING:
+    from orchestrator.market_calendar import MarketCalendar
 
 logger = logging.getLogger(__name__)
 
-# Exit codes from sysexits.h, shared with orchestrator.collector_process.
-EXIT_TRANSIENT = 75  # EX_TEMPFAIL: worth retrying
-EXIT_DATA = 65  # EX_DATAERR: bad input, retrying will not help
-EXIT_SOFTWARE = 70  # EX_SOFTWARE: a bug in the collector
-EXIT_CONFIG = 78  # EX_CONFIG
-PERMANENT_EXIT_CODES = {EXIT_DATA, EXIT_SOFTWARE, EXIT_CONFIG}
 KILL_GRACE_SECONDS = 2.0
 
 
-@dataclass(frozen=True)
-class Period:
-    """What one run covers: a session, and a slot for intraday tasks."""
+class Outcome(StrEnum):
+    """How one attempt ended (``task_attempts.outcome``)."""
 
-    session: date
-    slot: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.session}/{self.slot}" if self.slot else str(self.session)
+    SUCCESS = "success"
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+    TIMEOUT = "timeout"
 
 
 @dataclass
 class AttemptOutcome:
-    """How one attempt ended."""
+    """How one attempt ended, and what it reported."""
 
-    outcome: str  # success | transient | permanent | timeout
+    outcome: Outcome
     error: str | None = None
     result: dict[str, Any] = field(default_factory=dict)
     retry_after: float | None = None
 
     @property
     def ok(self) -> bool:
-        return self.outcome == "success"
+        return self.outcome == Outcome.SUCCESS
 
     @property
     def retryable(self) -> bool:
-        return self.outcome in ("transient", "timeout")
+        return self.outcome in (Outcome.TRANSIENT, Outcome.TIMEOUT)
 
 
 @dataclass
 class RunReport:
-    """What ``run_task`` did; ``exit_code`` is the process's exit status."""
+    """What ``run_task`` did; ``exit_code`` is the process's exit status.
 
-    status: str  # a sentinel status, or "failed" for a failed critical task
+    ``status`` is the sentinel's, or ``None`` for a failed critical task
+    (which writes none).
+    """
+
+    status: SentinelStatus | None
     attempts: int
     exit_code: int
     error: str | None = None
@@ -102,32 +110,45 @@ class _Interrupted(Exception):
     """The runner was asked to stop (SIGTERM/SIGINT) while a child ran."""
 
 
+def write_collector_context(
+    config: Config, task: TaskConfig, period: Period, as_of: datetime, folder: Path
+) -> Path:
+    """The context of a built-in collector's run, as the JSON file its child reads."""
+    path = folder / "context.json"
+    path.write_text(
+        json.dumps(
+            {
+                "task": task.name,
+                "collector": task.collector,
+                "session": str(period.session),
+                "slot": period.slot,
+                "as_of": as_of.isoformat(),
+                "market_db": str(config.market_db),
+                "calendar": config.calendar_name,
+                "calendar_cache": str(config.cache_dir),
+                "provider": dict(config.provider),
+                "options": dict(task.options),
+            }
+        )
+    )
+    return path
+
+
 def child_command(
-    config: Config,
-    task: TaskConfig,
-    config_json: Path,
-    period: Period,
-    as_of: datetime,
-    now: datetime,
+    config: Config, task: TaskConfig, context_file: Path | None, now: datetime
 ) -> list[str]:
     """The command line of one attempt: the built-in collector or the user's script."""
     if task.collector is not None:
-        command = [
+        assert context_file is not None
+        return [
             sys.executable,
             "-m",
             "orchestrator.collector_process",
-            "--config-json",
-            str(config_json),
-            "--task",
-            task.name,
-            "--session",
-            str(period.session),
-            "--as-of",
-            as_of.isoformat(),
+            "--context",
+            str(context_file),
             "--now",
             now.isoformat(),
         ]
-        return command + (["--slot", period.slot] if period.slot else [])
     assert task.script is not None
     script = Path(task.script)
     script = script if script.is_absolute() else config.base_dir / script
@@ -178,7 +199,9 @@ def run_attempt(command: list[str], env: dict[str, str], timeout: float) -> Atte
                     start_new_session=True,
                 )
             except OSError as error:  # not executable, no interpreter: retrying cannot help
-                return AttemptOutcome("permanent", f"cannot run {command[0]}: {error.strerror}")
+                return AttemptOutcome(
+                    Outcome.PERMANENT, f"cannot run {command[0]}: {error.strerror}"
+                )
             try:
                 code = process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -207,33 +230,34 @@ def classify_exit(
     result file's ``error``, else the last line the task wrote to stderr.
     """
     if code is None:
-        return AttemptOutcome("timeout", f"timed out after {timeout:g} s; process group killed")
+        return AttemptOutcome(
+            Outcome.TIMEOUT, f"timed out after {timeout:g} s; process group killed"
+        )
     message = result.get("error") or _last_line(stderr_text)
     if code == 0:
-        return AttemptOutcome("success", result=result)
+        return AttemptOutcome(Outcome.SUCCESS, result=result)
     if code < 0:
-        return AttemptOutcome("transient", message or f"killed by signal {-code}", result)
-    if code in PERMANENT_EXIT_CODES:
-        return AttemptOutcome("permanent", message or f"exited with status {code}", result)
+        return AttemptOutcome(Outcome.TRANSIENT, message or f"killed by signal {-code}", result)
+    if code in PERMANENT_TASK_EXITS:
+        return AttemptOutcome(Outcome.PERMANENT, message or f"exited with status {code}", result)
     retry_after = result.get("retry_after_seconds")
     return AttemptOutcome(
-        "transient",
+        Outcome.TRANSIENT,
         message or f"exited with status {code}",
         result,
         float(retry_after) if retry_after is not None else None,
     )
 
 
-def as_of_for(config: Config, task: TaskConfig, period: Period, now: datetime) -> datetime:
+def as_of_for(
+    calendar: MarketCalendar, task: TaskConfig, period: Period, now: datetime
+) -> datetime:
     """The point-in-time cutoff of a run.
 
     Daily: the session's open (the moment the daily run is due), so a
     backfill sees what a live run saw. Intraday: the end of the slot, or
     now if the slot is still running.
     """
-    from orchestrator.market_calendar import load_calendar
-
-    calendar = load_calendar(config.calendar_name, config.cache_dir)
     if period.slot is None:
         return calendar.hours(period.session).open
     slot_end = calendar.slot_time(period.session, period.slot) + timedelta(
@@ -243,22 +267,21 @@ def as_of_for(config: Config, task: TaskConfig, period: Period, now: datetime) -
 
 
 def _degraded_inputs(inputs: list[Path]) -> list[str]:
-    """Tasks among ``inputs`` whose sentinel is missing, failed or itself degraded."""
-    return [
-        sentinel.parse_target(path)[2]
-        for path in inputs
-        if (sentinel.read_sentinel(path) or {}).get("status") != sentinel.SUCCESS
-    ]
+    """Tasks whose sentinels among ``inputs`` are failed or themselves degraded."""
+    degraded = []
+    for path in inputs:
+        record = sentinel.read_sentinel(path) or {}
+        if record.get("status") != SentinelStatus.SUCCESS:
+            degraded.append(str(record.get("task") or path.stem))
+    return degraded
 
 
 def _wait_until_not_before(
-    config: Config, task: TaskConfig, period: Period, clock: Clock, sleeper: Sleeper
+    calendar: MarketCalendar, task: TaskConfig, period: Period, clock: Clock, sleeper: Sleeper
 ) -> None:
     if task.not_before is None or period.slot is not None:
         return
-    from zoneinfo import ZoneInfo
-
-    start = datetime.combine(period.session, task.not_before, ZoneInfo(config.timezone))
+    start = datetime.combine(period.session, task.not_before, calendar.tz)
     wait = (start - clock()).total_seconds()
     if wait > 0:
         logger.info(
@@ -269,22 +292,27 @@ def _wait_until_not_before(
 
 def run_task(
     config: Config,
-    config_json: Path,
     task_name: str,
     period: Period,
-    output: Path,
-    inputs: list[Path],
+    calendar: MarketCalendar,
     clock: Clock | None = None,
     sleeper: Sleeper = real_sleep,
+    run_id: str | None = None,
 ) -> RunReport:
-    """Run one period of one task to the end: attempts, status, sentinel."""
+    """Run one period of one task to the end: attempts, status, sentinel.
+
+    ``run_id`` names the Snakemake run whose end hook clears a non-critical
+    failure's sentinel; without one (a direct call) the sentinel stays.
+    """
     clock = clock or clock_for(config.now)
-    task = config.task(task_name)
+    task = config.pipeline.task(task_name)
+    output = config.base_dir / task.target(period.session, period.slot)
+    inputs = [config.base_dir / path for path in config.pipeline.input_targets(task.name, period)]
     store = StatusStore(config.status_db)
     degraded_inputs = _degraded_inputs(inputs)
-    _wait_until_not_before(config, task, period, clock, sleeper)
+    _wait_until_not_before(calendar, task, period, clock, sleeper)
     started = clock()
-    as_of = as_of_for(config, task, period, started)
+    as_of = as_of_for(calendar, task, period, started)
     store.mark_started(task.name, started)
     env = {
         **os.environ,
@@ -296,39 +324,15 @@ def run_task(
         "ORCHESTRATOR_STATE_DIR": str(config.state_dir),
         "ORCHESTRATOR_RUN_STARTED": started.isoformat(),
     }
-    outcome = AttemptOutcome("permanent", "never attempted")
-    attempt_number = 0
-    for attempt_number in range(1, task.retry.attempts + 1):
-        attempt_started = clock()
-        command = child_command(config, task, config_json, period, as_of, attempt_started)
-        attempt_env = {**env, "ORCHESTRATOR_ATTEMPT": str(attempt_number)}
-        outcome = run_attempt(command, attempt_env, task.max_runtime_seconds)
-        store.record_attempt(
-            Attempt(
-                task_name=task.name,
-                period=str(period),
-                attempt=attempt_number,
-                started_at=attempt_started,
-                finished_at=clock(),
-                outcome=outcome.outcome,
-                error_message=outcome.error,
-                records_processed=outcome.result.get("records_processed"),
-                rows_rejected=outcome.result.get("rows_rejected"),
-                data_as_of=_parse_time(outcome.result.get("data_as_of")),
-            )
+    with tempfile.TemporaryDirectory(prefix="orchestrator-run-") as scratch:
+        context_file = (
+            write_collector_context(config, task, period, as_of, Path(scratch))
+            if task.collector
+            else None
         )
-        if outcome.ok or not outcome.retryable or attempt_number == task.retry.attempts:
-            break
-        delay = max(task.retry.delay_before_retry(attempt_number), outcome.retry_after or 0.0)
-        logger.warning(
-            "%s attempt %d/%d failed (%s); retrying in %.0f s",
-            task.name,
-            attempt_number,
-            task.retry.attempts,
-            clean_error(outcome.error or ""),
-            delay,
+        outcome, attempt_number = _attempts(
+            task, period, context_file, config, env, store, clock, sleeper
         )
-        sleeper(delay)
 
     finished = clock()
     record = {
@@ -345,7 +349,7 @@ def run_task(
         "degraded_inputs": degraded_inputs,
     }
     if outcome.ok:
-        status = sentinel.DEGRADED if degraded_inputs else sentinel.SUCCESS
+        status = SentinelStatus.DEGRADED if degraded_inputs else SentinelStatus.SUCCESS
         records = int(outcome.result.get("records_processed") or 0)
         store.record_success(task.name, started, finished, records, degraded=bool(degraded_inputs))
         sentinel.write_sentinel(
@@ -372,22 +376,69 @@ def run_task(
     store.record_failure(task.name, finished, error)
     logger.error("%s %s failed after %d attempt(s): %s", task.name, period, attempt_number, error)
     if task.critical:
-        return RunReport("failed", attempt_number, 1, error)
+        return RunReport(None, attempt_number, 1, error)
     sentinel.write_sentinel(
-        output, {**record, "status": sentinel.FAILED, "error": error, "records_processed": 0}
+        output,
+        {**record, "status": SentinelStatus.FAILED, "error": error, "records_processed": 0},
     )
-    note_failed_sentinel(config.state_dir, output)
-    return RunReport(sentinel.FAILED, attempt_number, 0, error)
+    if run_id:
+        note_failed_sentinel(config, run_id, task.name, output)
+    return RunReport(SentinelStatus.FAILED, attempt_number, 0, error)
 
 
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
+def _attempts(
+    task: TaskConfig,
+    period: Period,
+    context_file: Path | None,
+    config: Config,
+    env: dict[str, str],
+    store: StatusStore,
+    clock: Clock,
+    sleeper: Sleeper,
+) -> tuple[AttemptOutcome, int]:
+    """Attempt ``task`` until it succeeds, fails permanently or runs out of attempts."""
+    outcome = AttemptOutcome(Outcome.PERMANENT, "never attempted")
+    attempt_number = 0
+    for attempt_number in range(1, task.retry.attempts + 1):
+        attempt_started = clock()
+        command = child_command(config, task, context_file, attempt_started)
+        attempt_env = {**env, "ORCHESTRATOR_ATTEMPT": str(attempt_number)}
+        outcome = run_attempt(command, attempt_env, task.max_runtime_seconds)
+        store.record_attempt(
+            Attempt(
+                task_name=task.name,
+                period=str(period),
+                attempt=attempt_number,
+                started_at=attempt_started,
+                finished_at=clock(),
+                outcome=outcome.outcome,
+                error_message=outcome.error,
+                records_processed=outcome.result.get("records_processed"),
+                rows_rejected=outcome.result.get("rows_rejected"),
+                data_as_of=_data_as_of(outcome.result.get("data_as_of")),
+            )
+        )
+        if outcome.ok or not outcome.retryable or attempt_number == task.retry.attempts:
+            break
+        delay = max(task.retry.delay_before_retry(attempt_number), outcome.retry_after or 0.0)
+        logger.warning(
+            "%s attempt %d/%d failed (%s); retrying in %.0f s",
+            task.name,
+            attempt_number,
+            task.retry.attempts,
+            clean_error(outcome.error or ""),
+            delay,
+        )
+        sleeper(delay)
+    return outcome, attempt_number
+
+
+def _data_as_of(value: object) -> datetime | None:
+    """A result file's ``data_as_of``; a value that is no time is dropped."""
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
+        return parse_time(value)
+    except (ValueError, OverflowError, OSError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _stop_on_signal(signum: int, _frame: object) -> None:
@@ -397,7 +448,7 @@ def _stop_on_signal(signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m orchestrator.task_runner",
-        description="Run one period of one pipeline task; the sentinel path names both.",
+        description="Run one period of one pipeline task (what each generated rule runs).",
     )
     parser.add_argument(
         "--config-json",
@@ -405,35 +456,30 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("ORCHESTRATOR_CONFIG_JSON"),
         help="the effective config (default: $ORCHESTRATOR_CONFIG_JSON, set by the workflow)",
     )
-    parser.add_argument(
-        "--output",
-        required=True,
-        type=Path,
-        help="state/targets/daily/<session>/<task>.json or "
-        "state/targets/intraday/<session>/<task>/<HHMM>.json",
-    )
-    parser.add_argument("--input", nargs="*", default=[], type=Path)
+    parser.add_argument("--task", required=True, help="the task (its rule's name)")
+    parser.add_argument("--session", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
+    parser.add_argument("--slot", help="HHMM, for intraday tasks")
     args = parser.parse_args(argv)
     log_to_stderr()
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
-    try:
-        _family, session, task, slot = sentinel.parse_target(args.output)
-    except ValueError as error:
-        parser.error(str(error))
     if args.config_json is None:
         parser.error("no --config-json and no ORCHESTRATOR_CONFIG_JSON in the environment")
     config = read_effective_config(args.config_json)
+    from orchestrator.market_calendar import load_calendar
+
+    calendar = load_calendar(config.calendar_name, config.cache_dir)
     # Keys may live in .env: load them so the tasks get them and redaction knows them.
     load_dotenv(config.base_dir / ".env")
-    period = Period(session, slot)
+    period = Period(args.session, args.slot)
+    run_id = os.environ.get(RUN_ID_VARIABLE)
     try:
-        report = run_task(config, args.config_json, task, period, args.output, args.input)
+        report = run_task(config, args.task, period, calendar, run_id=run_id)
     except _Interrupted as stop:
         StatusStore(config.status_db).record_failure(
-            task, datetime.now(UTC), f"interrupted by {stop}"
+            args.task, datetime.now(UTC), f"interrupted by {stop}"
         )
-        logger.error("%s %s interrupted by %s; no sentinel written", task, period, stop)
+        logger.error("%s %s interrupted by %s; no sentinel written", args.task, period, stop)
         return 1
     return report.exit_code
 

@@ -1,32 +1,39 @@
-"""What the Snakemake workflow asks of the engine while it is parsed.
+"""What the Snakemake workflow asks of the engine while it is parsed and when a run ends.
 
-``rules/common.smk`` calls these functions: validating the config, deciding
-the current session and intraday slots, naming target paths, and the
-end-of-run bookkeeping. They live here, importable and tested, so the rule
-files stay declarative.
+``rules/common.smk`` calls these: validating the config into the pipeline
+model, naming the run, and the bookkeeping of each run's non-critical
+failures. They live here, importable and tested, so the rule files stay
+declarative.
 
-Target paths are relative to the working directory (``state/targets/...``),
-exactly as the rules spell them.
+**Failure markers belong to one run.** A non-critical task that fails writes
+a ``failed`` sentinel, so its dependents run on the last good data, and a
+marker in its run's folder ``state/run/runs/<run id>/``. The run id is made
+when the main Snakemake process parses the workflow and reaches the jobs
+through ``$ORCHESTRATOR_RUN_ID``. Each run's end hook removes only its own
+failed sentinels and exits 1, so a daily run and intraday ticks overlapping
+never clear (or blame) each other's failures. A run that died before its end
+hook (SIGKILL) leaves its folder; the next run started on the same host
+sweeps the folders of runs whose process is gone.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import os
+import shutil
+import socket
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from datetime import date, datetime
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from orchestrator import sentinel
 from orchestrator.config import Config, build_config, read_yaml
-from orchestrator.errors import CalendarRangeError, ConfigError, OrchestratorError, UsageError
-from orchestrator.files import write_atomically
-from orchestrator.market_calendar import MarketCalendar
+from orchestrator.errors import OrchestratorError
 
-TARGETS = Path("state/targets")
+RUN_ID_VARIABLE = "ORCHESTRATOR_RUN_ID"
 
 
 @contextmanager
@@ -42,168 +49,110 @@ def exit_on_user_error() -> Iterator[None]:
         sys.exit(f"error: {error}")
 
 
-def pipeline_config(snakemake_config: Mapping[str, Any], configfiles: Iterable[str]) -> Config:
+def pipeline_config(snakemake_config: Mapping[str, Any], workflow: Any) -> Config:
     """Validate Snakemake's merged ``config`` and return the model.
 
     The config files are re-read strictly first: Snakemake's own YAML loader
-    keeps the last of duplicate keys without a word.
+    keeps the last of duplicate keys without a word. Messages name the file
+    given with ``--configfile`` if there is one (``orchestrator --config``
+    passes it with ``--replace-workflow-config``), else the Snakefile's.
     """
-    files = [str(path) for path in configfiles]
+    files = [str(path) for path in workflow.configfiles]
     for path in files:
         read_yaml(Path(path))
-    return build_config(dict(snakemake_config), files[-1] if files else "config")
+    given = [str(path) for path in workflow.overwrite_configfiles]
+    source = (given or files or ["config"])[-1]
+    return build_config(dict(snakemake_config), source)
 
 
-def session_of_run(config: Config, calendar: MarketCalendar, now: datetime) -> date:
-    """The session a run builds: ``--config session=...`` or the current one."""
-    if config.session is None:
-        return calendar.current_session(now)
-    try:
-        is_session = calendar.is_session(config.session)
-    except CalendarRangeError as error:
-        raise UsageError(f"session {config.session}: {error}") from None
-    if not is_session:
-        raise UsageError(f"session {config.session} is not a {calendar.name} trading day")
-    if config.session > calendar.current_session(now):
-        raise UsageError(f"session {config.session} has not started yet")
-    return config.session
+# -- the run and its failure markers ---------------------------------------------
 
 
-def daily_target(session: date, task: str) -> str:
-    return str(sentinel.daily_target(TARGETS, session, task))
+def run_id(is_main_process: bool) -> str:
+    """This run's id: made by the main process, inherited by a job's own parse.
 
-
-def intraday_target(session: date, task: str, slot: str) -> str:
-    return str(sentinel.intraday_target(TARGETS, session, task, slot))
-
-
-def daily_targets(config: Config, session: date) -> list[str]:
-    return [daily_target(session, name) for name in config.family("daily")]
-
-
-def intraday_targets(config: Config, calendar: MarketCalendar, now: datetime) -> list[str]:
-    """The current slot of every intraday task due at ``now``; none when closed.
-
-    A task is due in its hours and in its closing slot (see
-    ``MarketCalendar.slot_is_due``).
+    ``<UTC time>-<host>-<pid>``: the host and pid let a later run tell
+    whether the run is still alive.
     """
-    targets = []
-    for name, task in config.family("intraday").items():
-        if calendar.slot_is_due(now, task.hours, task.interval_seconds):
-            session = calendar.trading_day(now)
-            targets.append(
-                intraday_target(session, name, calendar.slot(now, task.interval_seconds))
-            )
-    return targets
+    inherited = os.environ.get(RUN_ID_VARIABLE)
+    if inherited and not is_main_process:
+        return inherited
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}-{socket.gethostname()}-{os.getpid()}"
 
 
-def upstream_slot(config: Config, upstream: str, slot: str) -> str:
-    """The slot of ``upstream`` that a dependent's slot reads: floored to its interval."""
-    interval = config.task(upstream).interval_seconds
-    minutes = int(slot[:2]) * 60 + int(slot[2:])
-    floored = minutes - minutes % (interval // 60)
-    return f"{floored // 60:02d}{floored % 60:02d}"
+def _run_dir(config: Config, run: str) -> Path:
+    return config.runs_dir / run
 
 
-def check_rules_match_config(config: Config, rule_names: Iterable[str]) -> None:
-    """Every task rule has a config entry and every config entry a rule.
-
-    Called from the Snakefile after the rule files are included and before
-    the target rules are defined, so ``rule_names`` are the task rules.
-    """
-    task_rules = set(rule_names)
-    configured = set(config.tasks)
-    missing_entries = sorted(task_rules - configured)
-    if missing_entries:
-        raise ConfigError(
-            config.source,
-            f"tasks.{missing_entries[0]}",
-            "the workflow has this rule but the config has no entry for it",
-        )
-    missing_rules = sorted(configured - task_rules)
-    if missing_rules:
-        raise ConfigError(
-            config.source, f"tasks.{missing_rules[0]}", "no rule in rules/*.smk builds this task"
-        )
-
-
-_UPSTREAM_TARGET = re.compile(r"targets/(?:daily|intraday)/\{session\}/([a-z_][a-z0-9_]*)[./]")
-
-
-def task_dependencies(rules: Iterable[Any]) -> dict[str, list[str]]:
-    """Each rule's upstream tasks, read from its inputs (the one dependency list).
-
-    An input is a target pattern (``state/targets/daily/{session}/assets.json``)
-    or an input function carrying the upstream task's name as ``.task``.
-    """
-    dependencies = {}
-    for rule in rules:
-        upstream = []
-        for item in rule.input:
-            match = _UPSTREAM_TARGET.search(item) if isinstance(item, str) else None
-            name = match.group(1) if match else getattr(item, "task", None)
-            if name:
-                upstream.append(name)
-        dependencies[rule.name] = upstream
-    return dependencies
-
-
-def record_dependencies(path: Path, dependencies: Mapping[str, list[str]]) -> None:
-    """Keep the dependency map at ``path`` for the health monitor (no Snakemake there)."""
-    text = json.dumps(dependencies, indent=2, sort_keys=True)
-    try:
-        if path.read_text() == text:
-            return
-    except OSError:
-        pass
-    write_atomically(path, text)
-
-
-def _failed_markers(state_dir: Path) -> Path:
-    return Path(state_dir) / "run" / "failed"
-
-
-def note_failed_sentinel(state_dir: Path, path: Path) -> None:
-    """Remember a failed non-critical sentinel, so the end-of-run hook removes it."""
-    markers = _failed_markers(state_dir)
+def note_failed_sentinel(config: Config, run: str, task: str, target: Path) -> None:
+    """Remember that ``task`` of run ``run`` wrote the failed sentinel ``target``."""
+    markers = _run_dir(config, run)
     markers.mkdir(parents=True, exist_ok=True)
-    marker = markers / (str(path).strip("/").replace("/", "__") + ".failed")
-    marker.write_text(str(Path(path).resolve()))
+    record = {"task": task, "target": str(Path(target).resolve())}
+    name = record["target"].strip("/").replace("/", "__")
+    (markers / f"{name}.failed").write_text(json.dumps(record))
 
 
-def finish_run(state_dir: Path) -> list[str]:
-    """Remove the failed sentinels of non-critical tasks; return their paths.
+def finish_run(config: Config, run: str) -> list[str]:
+    """Remove run ``run``'s failed sentinels and its folder; return the failed tasks.
 
-    A failed non-critical task writes a ``failed`` sentinel so its dependents
-    run on the last good data; removing it afterwards makes the next run try
-    the task again (and refresh what depends on it).
+    Removing the sentinel makes the next run try the task again (and refresh
+    what depends on it). A sentinel rewritten since (a later success) stays.
     """
-    removed: list[str] = []
-    markers = _failed_markers(state_dir)
-    if not markers.is_dir():
-        return removed
-    for marker in sorted(markers.glob("*.failed")):
-        target = Path(marker.read_text())
-        record = sentinel.read_sentinel(target)
-        if record is not None and record.get("status") == sentinel.FAILED:
-            target.unlink(missing_ok=True)
-            removed.append(str(target))
-        marker.unlink(missing_ok=True)
-    return removed
+    folder = _run_dir(config, run)
+    failed: list[str] = []
+    for marker in sorted(folder.glob("*.failed")):
+        with suppress(OSError, ValueError):
+            record = json.loads(marker.read_text())
+            target = Path(record["target"])
+            found = sentinel.read_sentinel(target)
+            if found is not None and found.get("status") == sentinel.SentinelStatus.FAILED:
+                target.unlink(missing_ok=True)
+            failed.append(str(record["task"]))
+    shutil.rmtree(folder, ignore_errors=True)
+    return sorted(set(failed))
 
 
-def end_of_run(state_dir: Path) -> None:
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_dead_runs(config: Config, current: str) -> list[str]:
+    """Finish the runs of this host whose Snakemake process is gone; return their ids."""
+    host = socket.gethostname()
+    swept: list[str] = []
+    if not config.runs_dir.is_dir():
+        return swept
+    for folder in sorted(config.runs_dir.iterdir()):
+        _stamp, _, rest = folder.name.partition("-")
+        run_host, _, pid = rest.rpartition("-")
+        if folder.name == current or run_host != host or not pid.isdigit():
+            continue
+        if not _is_alive(int(pid)):
+            finish_run(config, folder.name)
+            swept.append(folder.name)
+    return swept
+
+
+def end_of_run(config: Config, run: str) -> None:
     """The workflow's ``onsuccess``/``onerror`` hook.
 
     Non-critical failures did not stop Snakemake (their dependents ran
     degraded), but the run as a whole must still fail, so this exits with
-    status 1 once the failed sentinels are cleared (``SystemExit`` is the one
-    exception Snakemake reports without a traceback).
+    status 1 once its own failed sentinels are cleared (``SystemExit`` is the
+    one exception Snakemake reports without a traceback).
     """
-    removed = finish_run(state_dir)
-    if removed:
-        tasks = ", ".join(sorted(sentinel.parse_target(path)[2] for path in removed))
+    failed = finish_run(config, run)
+    if failed:
         sys.exit(
-            f"error: non-critical task(s) failed: {tasks}; their dependents ran on the last "
-            "good data (degraded). See `orchestrator --health` and the task logs under state/logs/."
+            f"error: non-critical task(s) failed: {', '.join(failed)}; their dependents ran on "
+            "the last good data (degraded). See `orchestrator --health` and the task logs "
+            "under state/logs/."
         )

@@ -1,38 +1,44 @@
-# Shared set-up of the workflow: validated config, the clock, the session and
-# slots being built, and the one command every task rule runs.
+# Shared set-up of the workflow: the validated pipeline model, the clock, the
+# session and slots being built, this run's id, and the command every task runs.
 import os
 import sys
+from datetime import date
 
 from orchestrator import workflow_support as support
 from orchestrator.clock import clock_for
 from orchestrator.config import write_effective_config
 from orchestrator.market_calendar import load_calendar
+from orchestrator.pipeline import Period, session_of_run
 
 # A user's mistake (bad config, a session that is no trading day, a date past the
 # calendar's range) stops here with one line naming it, not a traceback.
 with support.exit_on_user_error():
-    PIPELINE = support.pipeline_config(config, workflow.configfiles)
-    CONFIG_JSON = write_effective_config(PIPELINE)
-    CALENDAR = load_calendar(PIPELINE.calendar_name, PIPELINE.cache_dir)
-    NOW = clock_for(PIPELINE.now)()
-    SESSION = support.session_of_run(PIPELINE, CALENDAR, NOW)
+    PIPELINE_CONFIG = support.pipeline_config(config, workflow)
+    PIPELINE = PIPELINE_CONFIG.pipeline
+    CALENDAR = load_calendar(PIPELINE_CONFIG.calendar_name, PIPELINE_CONFIG.cache_dir)
+    NOW = clock_for(PIPELINE_CONFIG.now)()
+    SESSION = session_of_run(CALENDAR, NOW, PIPELINE_CONFIG.session)
 
-# What every task runs is the task runner (timeout, retries, status, sentinel). The
-# sentinel path names the task, session and slot, so one command serves all rules.
-# The command text never changes with the config (Snakemake would re-run on a
-# "code change"): the settings reach the jobs through the environment.
-# `snakemake --lint` wants a conda env or container per task; every task runs
-# in the project's own virtualenv (sys.executable), so that lint is left standing.
-os.environ["ORCHESTRATOR_CONFIG_JSON"] = str(CONFIG_JSON)
+# The settings and the run id reach the jobs through the environment: the
+# command text never changes with the config (Snakemake would re-run every task
+# on a "code change"), and each run's end hook handles only its own failures.
+os.environ["ORCHESTRATOR_CONFIG_JSON"] = str(write_effective_config(PIPELINE_CONFIG))
+RUN_ID = support.run_id(workflow.is_main_process)
+os.environ[support.RUN_ID_VARIABLE] = RUN_ID
 
 
 envvars:
     "ORCHESTRATOR_CONFIG_JSON",
+    "ORCHESTRATOR_RUN_ID",
 
 
+# Every task runs the task runner (timeout, retries, status, sentinel), told
+# the task and period by the rule's name and wildcards (`get_slot_argument`).
+# `snakemake --lint` wants a conda env or container per task; every task runs
+# in the project's own virtualenv (sys.executable), so that lint is left standing.
 RUN_TASK = (
     f"{sys.executable} -m orchestrator.task_runner"
-    " --output {output} --input {input} > {log} 2>&1"
+    " --task {rule} --session {wildcards.session} {params.slot} > {log} 2>&1"
 )
 
 
@@ -43,37 +49,47 @@ wildcard_constraints:
 
 def get_daily_targets():
     """Sentinels of every daily task for the session of this run."""
-    return support.daily_targets(PIPELINE, SESSION)
+    return PIPELINE.daily_targets(SESSION)
 
 
 def get_intraday_targets():
-    """Current-slot sentinels of the intraday tasks in scope now (none when closed)."""
-    return support.intraday_targets(PIPELINE, CALENDAR, NOW)
+    """Current-slot sentinels of the intraday tasks due now (none when closed)."""
+    return PIPELINE.intraday_targets(CALENDAR, NOW)
 
 
-def get_upstream_slot(upstream):
-    """Input function: ``upstream``'s sentinel for the slot a dependent reads."""
+def get_needs_targets(task):
+    """Input function of ``task``'s rule: its needs' sentinels for the same period."""
 
-    def upstream_target(wildcards):
-        slot = support.upstream_slot(PIPELINE, upstream, wildcards.slot)
-        return support.intraday_target(wildcards.session, upstream, slot)
+    def needs_targets(wildcards):
+        period = Period(date.fromisoformat(wildcards.session), wildcards.get("slot"))
+        return PIPELINE.input_targets(task, period)
 
-    upstream_target.task = upstream  # read by support.task_dependencies
-    return upstream_target
+    return needs_targets
 
 
-def register_task_rules():
-    """Every task has a rule and every rule a task; record who depends on whom."""
-    with support.exit_on_user_error():
-        support.check_rules_match_config(PIPELINE, [r.name for r in workflow.rules])
-    support.record_dependencies(
-        PIPELINE.dependencies_file, support.task_dependencies(workflow.rules)
-    )
+def get_slot_argument(task):
+    """``--slot HHMM`` for an intraday task's rule, nothing for a daily one."""
+    if PIPELINE.task(task).family == "daily":
+        return ""
+
+    def slot_argument(wildcards):
+        return f"--slot {wildcards.slot}"
+
+    return slot_argument
+
+
+def get_priority(task):
+    """Tasks on a longest chain go first when ready jobs outnumber cores."""
+    return 10 if PIPELINE.on_critical_path(task) else 0
+
+
+onstart:
+    support.sweep_dead_runs(PIPELINE_CONFIG, RUN_ID)
 
 
 onsuccess:
-    support.end_of_run(PIPELINE.state_dir)
+    support.end_of_run(PIPELINE_CONFIG, RUN_ID)
 
 
 onerror:
-    support.end_of_run(PIPELINE.state_dir)
+    support.end_of_run(PIPELINE_CONFIG, RUN_ID)

@@ -1,0 +1,24 @@
+# One rule per task of config.yaml, generated: a task is declared once, there.
+# A rule's name is its task's name (so `--forcerun TASK` works), its inputs are
+# the sentinels of the task's `needs:` (the one dependency list), its output is
+# the task's period-stamped sentinel (orchestrator/pipeline.py names them).
+# Directives are evaluated as each rule is defined, except `shell:`, which is
+# read when a job runs: it must not refer to the loop variable.
+
+
+for task in PIPELINE:
+
+    rule:
+        name:
+            task.name
+        input:
+            get_needs_targets(task.name),
+        output:
+            task.target_pattern,
+        log:
+            task.log_pattern,
+        params:
+            slot=get_slot_argument(task.name),
+        priority: get_priority(task.name)
+        shell:
+            RUN_TASK
