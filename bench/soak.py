@@ -2,7 +2,7 @@
 
 Every minute from the open to the close, and the closing slot at the close,
 is one tick. A tick builds what the workflow's ``intraday`` target asks for
-at that moment (``workflow_support.intraday_targets``): the current
+at that moment (``Pipeline.due_slots``): the current
 ``price_data`` slot, and every fifth minute the ``intraday_features`` and
 ``intraday_signals`` slots (their upstream slot first if it is missing,
 dependents skipped when a critical upstream failed). Each task run goes through the real
@@ -48,21 +48,18 @@ from typing import Any
 from unittest import mock
 
 from collectors.providers.faulty import FaultSettings, fault_for
-from orchestrator import sentinel, task_runner
-from orchestrator.config import Config, build_config, write_effective_config
+from orchestrator import task_runner
+from orchestrator.config import Config, build_config, read_yaml
 from orchestrator.market_calendar import MarketCalendar, load_calendar
+from orchestrator.pipeline import Period
 from orchestrator.status_store import StatusStore
-from orchestrator.task_runner import AttemptOutcome, Period, RunReport, run_task
-from orchestrator.workflow_support import intraday_targets
+from orchestrator.task_runner import AttemptOutcome, RunReport, run_task
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 DEFAULT_SESSION = date(2026, 11, 20)  # a regular Friday: 390 minutes
 TICK_OFFSET = timedelta(seconds=5)
 PROVIDER_TASKS = {"assets", "price_data"}  # the others read only the market database
-INTRADAY_TASKS = {
-    "price_data": {"interval": "1m", "upstream": None},
-    "intraday_features": {"interval": "5m", "upstream": "price_data"},
-    "intraday_signals": {"interval": "5m", "upstream": "intraday_features"},
-}
 
 
 @dataclass
@@ -91,29 +88,14 @@ class SoakReport:
 
 
 def soak_config(base: Path, universe_size: int, faults: dict[str, Any]) -> Config:
-    """The shipped intraday tasks (timeouts, retries, criticality) on a small market."""
-    raw = {
-        "provider": {
-            "name": "synthetic",
-            "seed": 42,
-            "universe_size": universe_size,
-            "faults": faults,
-        },
-        "tasks": {
-            "assets": {"family": "daily", "collector": "assets", "critical": True},
-            **{
-                name: {
-                    "family": "intraday",
-                    "collector": name,
-                    "interval": spec["interval"],
-                    "hours": ["regular"],
-                    "critical": True,
-                    "max_runtime_seconds": 120,
-                    "retry": {"attempts": 2, "backoff_seconds": [5]},
-                }
-                for name, spec in INTRADAY_TASKS.items()
-            },
-        },
+    """The shipped ``assets`` and intraday tasks (timeouts, retries, criticality), faulty."""
+    raw = read_yaml(PROJECT / "config.yaml")
+    raw["provider"] = {"name": "synthetic", "seed": 42, "universe_size": universe_size}
+    raw["provider"]["faults"] = faults
+    raw["tasks"] = {
+        name: task
+        for name, task in raw["tasks"].items()
+        if name == "assets" or task["family"] == "intraday"
     }
     return build_config(raw, "soak-config.yaml", base)
 
@@ -152,25 +134,18 @@ class Day:
         self.config = config
         self.calendar = calendar
         self.session = session
-        self.config_json = write_effective_config(config)
         self.runs: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
 
     def target(self, task: str, slot: str | None) -> Path:
-        if slot is None:
-            return sentinel.daily_target(self.config.targets_dir, self.session, task)
-        return sentinel.intraday_target(self.config.targets_dir, self.session, task, slot)
+        return self.config.base_dir / self.config.pipeline.task(task).target(self.session, slot)
 
     def run(self, task: str, slot: str | None, now: datetime) -> RunReport:
-        upstream = INTRADAY_TASKS.get(task, {}).get("upstream")
-        inputs = [self.target(str(upstream), slot)] if upstream else []
         report = run_task(
             self.config,
-            self.config_json,
             task,
             Period(self.session, slot),
-            self.target(task, slot),
-            inputs,
+            self.calendar,
             clock=lambda: now,
             sleeper=lambda _seconds: None,
         )
@@ -183,16 +158,16 @@ class Day:
         """Build ``task``'s slot if missing, its upstream first; False if it is not built."""
         if self.target(task, slot).exists():
             return True
-        upstream = INTRADAY_TASKS[task]["upstream"]
-        if upstream and not self.ensure(str(upstream), slot, now):
-            return False  # a critical upstream failed: Snakemake skips the dependent
+        pipeline = self.config.pipeline
+        for upstream in pipeline.task(task).needs:
+            if not self.ensure(upstream, pipeline.upstream_slot(upstream, slot), now):
+                return False  # a critical upstream failed: Snakemake skips the dependent
         return self.run(task, slot, now).exit_code == 0
 
     def tick(self, now: datetime) -> None:
         """Build what the workflow's ``intraday`` target asks for at ``now``."""
-        for target in intraday_targets(self.config, self.calendar, now):
-            _family, _session, task, slot = sentinel.parse_target(target)
-            self.ensure(task, str(slot), now)
+        for task, period in self.config.pipeline.due_slots(self.calendar, now).items():
+            self.ensure(task, str(period.slot), now)
 
 
 def simulate(

@@ -91,7 +91,7 @@ class LocalTime:
 # -- time zones -------------------------------------------------------------------
 
 
-def machine_zone() -> tzinfo:
+def machine_zone(localtime: Path = Path("/etc/localtime")) -> tzinfo:
     """This machine's time zone with its DST rules: the one cron and launchd count in.
 
     Read from ``/etc/localtime``: a link into the zoneinfo database (Linux,
@@ -100,7 +100,6 @@ def machine_zone() -> tzinfo:
     environment. Without ``/etc/localtime`` only the current UTC offset is
     known, which misses DST changes, and a warning says so.
     """
-    localtime = Path("/etc/localtime")
     with contextlib.suppress(OSError):
         target = os.readlink(localtime)
         if "zoneinfo/" in target:

@@ -96,11 +96,10 @@ class AttemptOutcome:
 class RunReport:
     """What ``run_task`` did; ``exit_code`` is the process's exit status.
 
-    ``status`` is the sentinel's, or ``None`` for a failed critical task
-    (which writes none).
+    A failed critical task has status ``failed`` too, but wrote no sentinel.
     """
 
-    status: SentinelStatus | None
+    status: SentinelStatus
     attempts: int
     exit_code: int
     error: str | None = None
@@ -376,7 +375,7 @@ def run_task(
     store.record_failure(task.name, finished, error)
     logger.error("%s %s failed after %d attempt(s): %s", task.name, period, attempt_number, error)
     if task.critical:
-        return RunReport(None, attempt_number, 1, error)
+        return RunReport(SentinelStatus.FAILED, attempt_number, 1, error)
     sentinel.write_sentinel(
         output,
         {**record, "status": SentinelStatus.FAILED, "error": error, "records_processed": 0},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,10 @@ def calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = tmp_path_factory.mktemp("xnys-calendar-cache")
     load_calendar("XNYS", cache)
     return cache
+
+
+@pytest.fixture
+def base(tmp_path: Path, calendar_cache: Path) -> Path:
+    """A project folder whose ``state/cache`` already holds the calendar."""
+    shutil.copytree(calendar_cache, tmp_path / "state" / "cache")
+    return tmp_path

@@ -11,7 +11,6 @@ clock and waits go to a recording sleeper.
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,25 +27,19 @@ from collectors.providers.faulty import (
     wrap,
 )
 from collectors.providers.synthetic import SyntheticProvider
-from orchestrator import sentinel
-from orchestrator.clock import fixed_clock
-from orchestrator.config import Config, build_config, write_effective_config
+from orchestrator.config import Config, build_config
 from orchestrator.errors import PermanentError, TransientError
 from orchestrator.market_calendar import load_calendar
+from orchestrator.pipeline import Period
 from orchestrator.status_store import StatusStore
-from orchestrator.task_runner import Period, RunReport, run_task
+from orchestrator.task_runner import RunReport
+from tests.helpers import RecordingSleeper, run_once
 
 pytestmark = pytest.mark.faults
 
 SESSION = date(2026, 11, 20)  # a Friday
 NOW = datetime(2026, 11, 20, 15, 8, tzinfo=UTC)  # 10:08 ET
 UNIVERSE = 5
-
-
-@pytest.fixture
-def base(tmp_path: Path, calendar_cache: Path) -> Path:
-    shutil.copytree(calendar_cache, tmp_path / "state" / "cache")
-    return tmp_path
 
 
 def make_config(base: Path, faults: dict[str, Any] | None = None, **task: Any) -> Config:
@@ -70,32 +63,10 @@ def make_config(base: Path, faults: dict[str, Any] | None = None, **task: Any) -
     return build_config(raw, "faults-config.yaml", base)
 
 
-class Sleeper:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
-def run(config: Config, task: str, slot: str | None = None) -> tuple[RunReport, Path, Sleeper]:
-    period = Period(SESSION, slot)
-    if slot:
-        output = sentinel.intraday_target(config.targets_dir, SESSION, task, slot)
-    else:
-        output = sentinel.daily_target(config.targets_dir, SESSION, task)
-    sleeper = Sleeper()
-    report = run_task(
-        config,
-        write_effective_config(config),
-        task,
-        period,
-        output,
-        [],
-        clock=fixed_clock(NOW),
-        sleeper=sleeper,
-    )
-    return report, output, sleeper
+def run(
+    config: Config, task: str, slot: str | None = None
+) -> tuple[RunReport, Path, RecordingSleeper]:
+    return run_once(config, task, Period(SESSION, slot), NOW)
 
 
 def market_rows(config: Config, sql: str) -> list[tuple[Any, ...]]:

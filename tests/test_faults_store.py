@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import shutil
 import sqlite3
 import threading
 import time
@@ -23,11 +22,11 @@ import pandas as pd
 import pytest
 
 from collectors.market_store import MarketStore
-from orchestrator import sentinel
-from orchestrator.clock import fixed_clock
-from orchestrator.config import Config, build_config, write_effective_config
+from orchestrator.config import Config, build_config
+from orchestrator.pipeline import Period
 from orchestrator.status_store import Attempt, StatusStore
-from orchestrator.task_runner import Period, RunReport, run_task
+from orchestrator.task_runner import RunReport
+from tests.helpers import run_once
 
 pytestmark = pytest.mark.faults
 
@@ -77,24 +76,8 @@ with open(os.environ["ORCHESTRATOR_RESULT_FILE"], "w") as out:
 """
 
 
-@pytest.fixture
-def base(tmp_path: Path, calendar_cache: Path) -> Path:
-    shutil.copytree(calendar_cache, tmp_path / "state" / "cache")
-    return tmp_path
-
-
 def run(config: Config, task: str) -> tuple[RunReport, Path]:
-    output = sentinel.daily_target(config.targets_dir, SESSION, task)
-    report = run_task(
-        config,
-        write_effective_config(config),
-        task,
-        Period(SESSION),
-        output,
-        [],
-        clock=fixed_clock(NOW),
-        sleeper=lambda _seconds: None,
-    )
+    report, output, _ = run_once(config, task, Period(SESSION), NOW)
     return report, output
 
 

@@ -31,6 +31,7 @@ from orchestrator.health import (
 )
 from orchestrator.market_calendar import MarketCalendar, load_calendar
 from orchestrator.status_store import StatusStore
+from tests.helpers import daily_config, fixture
 
 ET = ZoneInfo("America/New_York")
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=ET)  # a Monday, half an hour after the open
@@ -378,7 +379,7 @@ def test_validation_stamp(project: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ConfigError, match=r"tasks\.fresh_wall\.freshness\.yellow"):
         load_config_cached("config.yaml")
     (project / "config.yaml").write_text(CONFIG + "\n")
-    assert load_config_cached("config.yaml").tasks == first.tasks
+    assert load_config_cached("config.yaml").pipeline == first.pipeline
     assert len(list((project / "state" / "run").glob("validated-*.json"))) == 2
 
 
@@ -424,16 +425,18 @@ def test_now_is_utc_in_the_report(populated: Path) -> None:
     assert report.now.tzinfo is UTC
 
 
-def test_failed_upstream_names_the_nearest_failed_ancestor() -> None:
-    dependencies = {
-        "signals": ["ml_features"],
-        "ml_features": ["prices_daily", "news"],
-        "prices_daily": ["assets"],
-        "news": ["assets"],
-    }
+def test_failed_upstream_names_the_nearest_failed_ancestor(base: Path) -> None:
+    job = {"script": fixture("succeed.py")}
+    dependencies = daily_config(
+        base,
+        assets=job,
+        prices_daily={**job, "needs": ["assets"]},
+        news={**job, "needs": ["assets"]},
+        ml_features={**job, "needs": ["prices_daily", "news"]},
+        signals={**job, "needs": ["ml_features"]},
+    ).pipeline
     rows = {"assets": {"status": "SUCCESS"}, "prices_daily": {"status": "FAILED"}}
     assert health.failed_upstream("signals", dependencies, rows) == "prices_daily"
     assert health.failed_upstream("news", dependencies, rows) is None
-    assert health.failed_upstream("unknown_task", dependencies, rows) is None
     rows["ml_features"] = {"status": "FAILED"}
     assert health.failed_upstream("signals", dependencies, rows) == "ml_features"

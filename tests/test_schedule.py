@@ -10,6 +10,7 @@ import shutil
 import signal
 import stat
 import subprocess
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,8 +18,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from orchestrator import schedule
-from orchestrator.config import Config
+from orchestrator.config import Config, build_config
 from orchestrator.errors import UsageError
+from tests.helpers import fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 WRAPPERS = ("run-daily", "run-intraday")
@@ -37,22 +39,11 @@ EXPECTED = {
 }
 
 
-def make_config(
-    base_dir: Path, start: time = time(9, 30), timezone: str = "America/New_York"
-) -> Config:
-    base_dir = base_dir.resolve()
-    return Config(
-        source=str(base_dir / "config.yaml"),
-        base_dir=base_dir,
-        calendar_name="XNYS",
-        timezone=timezone,
-        provider={"name": "synthetic"},
-        state_dir=base_dir / "state",
-        daily_cores=4,
-        daily_start_time=start,
-        loop_interval_seconds=30,
-        keep_sessions=5,
-        tasks={},
+def make_config(base_dir: Path, start: time = time(9, 30)) -> Config:
+    """A one-task config in ``base_dir``, its daily start time set directly (seconds too)."""
+    raw = {"tasks": {"job": {"family": "daily", "script": fixture("succeed.py")}}}
+    return replace(
+        build_config(raw, str(base_dir / "config.yaml"), base_dir), daily_start_time=start
     )
 
 
@@ -70,7 +61,8 @@ def make_project(path: Path, fake_wrappers: bool = False) -> Path:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(tmp_path: Path, calendar_cache: Path) -> Path:
+    shutil.copytree(calendar_cache, tmp_path / "project" / "state" / "cache")
     return make_project(tmp_path / "project")
 
 
@@ -109,10 +101,20 @@ def test_intraday_keep_alive_covers_the_local_days_of_exchange_weekdays(project:
     assert schedule.intraday_local_weekdays(config, "Pacific/Honolulu", YEAR) == (0, 1, 2, 3, 4, 5)
 
 
-def test_machine_zone_is_a_zone_with_an_offset() -> None:
-    zone = schedule.machine_zone()
-    assert isinstance(zone, tzinfo)
-    assert datetime.now(UTC).astimezone(zone).utcoffset() is not None
+def test_machine_zone_is_read_from_localtime_by_link_or_by_rules(tmp_path: Path) -> None:
+    linked = tmp_path / "linked"
+    linked.symlink_to("/usr/share/zoneinfo/Europe/London")
+    assert schedule.machine_zone(linked) == ZoneInfo("Europe/London")
+
+    copied = tmp_path / "copied"
+    shutil.copy("/usr/share/zoneinfo/Europe/London", copied)
+    zone = schedule.machine_zone(copied)
+    summer, winter = datetime(2026, 7, 1, 12, tzinfo=UTC), datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert summer.astimezone(zone).utcoffset() == timedelta(hours=1)  # its DST rules kept
+    assert winter.astimezone(zone).utcoffset() == timedelta(0)
+
+    fixed = schedule.machine_zone(tmp_path / "missing")
+    assert fixed == datetime.now(UTC).astimezone().tzinfo  # the current offset only
 
 
 def test_unknown_zone_is_a_usage_error(project: Path) -> None:
@@ -371,11 +373,13 @@ def test_dry_run_writes_nothing(
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     config = make_config(project)
+    state_before = sorted(config.state_dir.rglob("*"))
     said: list[str] = []
     paths = schedule.install(kind, config, None, True, local_zone="UTC", echo=said.append)
     assert paths and all(path.parent == (tmp_path / default).resolve() for path in paths)
     assert not any(path.exists() for path in paths)
-    assert not (tmp_path / "home").exists() and not config.state_dir.exists()
+    assert not (tmp_path / "home").exists()
+    assert sorted(config.state_dir.rglob("*")) == state_before
     output = "\n".join(said)
     assert all(f"would write {path}" in output for path in paths)
 

@@ -1,10 +1,9 @@
-"""Sentinels: period-stamped paths, atomic writes, tolerant reads."""
+"""Sentinels: atomic writes, tolerant reads (their paths: ``tests/test_pipeline.py``)."""
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -12,18 +11,9 @@ import pytest
 from orchestrator import sentinel
 
 
-def test_target_paths(tmp_path: Path) -> None:
-    assert sentinel.daily_target(tmp_path, date(2026, 11, 20), "assets") == (
-        tmp_path / "daily" / "2026-11-20" / "assets.json"
-    )
-    assert sentinel.intraday_target(tmp_path, "2026-11-20", "price_data", "0935") == (
-        tmp_path / "intraday" / "2026-11-20" / "price_data" / "0935.json"
-    )
-
-
 def test_write_then_read(tmp_path: Path) -> None:
     path = tmp_path / "daily" / "2026-11-20" / "assets.json"
-    record = {"task": "assets", "status": sentinel.SUCCESS, "records_processed": 50}
+    record = {"task": "assets", "status": sentinel.SentinelStatus.SUCCESS, "records_processed": 50}
     sentinel.write_sentinel(path, record)
     assert sentinel.read_sentinel(path) == record
     assert json.loads(path.read_text()) == record
@@ -64,31 +54,3 @@ def test_missing_or_unreadable_sentinel_reads_as_none(tmp_path: Path, text: str 
     if text is not None:
         path.write_text(text)
     assert sentinel.read_sentinel(path) is None
-
-
-def test_parse_target_inverts_the_target_paths(tmp_path: Path) -> None:
-    targets = tmp_path / "state" / "targets"
-    daily = sentinel.daily_target(targets, date(2026, 11, 20), "assets")
-    intraday = sentinel.intraday_target(targets, date(2026, 11, 20), "price_data", "0935")
-    assert sentinel.parse_target(daily) == ("daily", date(2026, 11, 20), "assets", None)
-    assert sentinel.parse_target(str(intraday)) == (
-        "intraday",
-        date(2026, 11, 20),
-        "price_data",
-        "0935",
-    )
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "state/other/daily/2026-11-20/assets.json",
-        "state/targets/daily/2026-11-20/assets.txt",
-        "state/targets/weekly/2026-11-20/assets.json",
-        "state/targets/daily/2026-11-20/price_data/0935.json",
-        "state/targets/daily/20-11-2026/assets.json",
-    ],
-)
-def test_parse_target_refuses_other_paths(path: str) -> None:
-    with pytest.raises(ValueError):
-        sentinel.parse_target(path)

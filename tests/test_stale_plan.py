@@ -67,7 +67,7 @@ def config(tmp_path: Path) -> Config:
 def source(
     config: Config, task: str, status: str, age: float | None, message: str = ""
 ) -> SourceHealth:
-    spec = config.tasks[task]
+    spec = config.pipeline.task(task)
     assert spec.freshness is not None
     return SourceHealth(
         task=task,

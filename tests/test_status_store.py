@@ -11,15 +11,14 @@ from pathlib import Path
 import pytest
 
 from orchestrator.status_store import (
-    DEGRADED,
-    FAILED,
     MAX_ERROR_LENGTH,
-    RUNNING,
-    SUCCESS,
     Attempt,
     StatusStore,
     clean_error,
 )
+
+# The seed's status values, as other tools reading data_pipeline_status expect them.
+RUNNING, SUCCESS, DEGRADED, FAILED = ("RUNNING", "SUCCESS", "DEGRADED", "FAILED")
 
 T0 = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 CANARY = "canary-123456"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,69 +21,29 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from orchestrator import sentinel
-from orchestrator.clock import fixed_clock
 from orchestrator.config import Config, build_config, write_effective_config
+from orchestrator.pipeline import Period
 from orchestrator.status_store import StatusStore
-from orchestrator.task_runner import Period, RunReport, run_task
+from orchestrator.task_runner import RunReport
 from orchestrator.workflow_support import finish_run
+from tests.helpers import RecordingSleeper, daily_config, fixture, process_gone, run_once, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ET = ZoneInfo("America/New_York")
 SESSION = date(2026, 11, 20)  # a Friday
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # 10:00 ET
-
-
-def fixture(name: str) -> str:
-    return str(FIXTURES / name)
-
-
-@pytest.fixture
-def base(tmp_path: Path, calendar_cache: Path) -> Path:
-    """A project directory whose state already holds the calendar cache."""
-    shutil.copytree(calendar_cache, tmp_path / "state" / "cache")
-    return tmp_path
-
-
-class Sleeper:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
-def make_config(base: Path, **tasks: dict[str, Any]) -> Config:
-    raw = {"tasks": {name: {"family": "daily", **task} for name, task in tasks.items()}}
-    return build_config(raw, "test-config.yaml", base)
 
 
 def run(
     config: Config,
     task: str,
     *,
-    inputs: list[Path] | None = None,
     period: Period | None = None,
     now: datetime = NOW,
-    sleeper: Sleeper | None = None,
-) -> tuple[RunReport, Path, Sleeper]:
-    period = period or Period(SESSION)
-    if period.slot:
-        output = sentinel.intraday_target(config.targets_dir, period.session, task, period.slot)
-    else:
-        output = sentinel.daily_target(config.targets_dir, period.session, task)
-    sleeper = sleeper or Sleeper()
-    report = run_task(
-        config,
-        write_effective_config(config),
-        task,
-        period,
-        output,
-        inputs or [],
-        clock=fixed_clock(now),
-        sleeper=sleeper,
-    )
-    return report, output, sleeper
+    sleeper: RecordingSleeper | None = None,
+    run_id: str | None = None,
+) -> tuple[RunReport, Path, RecordingSleeper]:
+    return run_once(config, task, period or Period(SESSION), now, sleeper, run_id)
 
 
 def status_of(config: Config, task: str) -> dict[str, Any]:
@@ -95,21 +54,6 @@ def outcomes(config: Config, task: str) -> list[str]:
     return [a["outcome"] for a in StatusStore(config.status_db).attempts(task)]
 
 
-def process_gone(pid: int, within: float = 5.0) -> bool:
-    """True once ``pid`` no longer runs (a zombie awaiting its reaper counts as gone)."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return True
-        if state in ("Z", "X"):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-
-
 # -- success -----------------------------------------------------------------------
 
 
@@ -117,7 +61,7 @@ def test_success_writes_a_complete_sentinel_last(
     base: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env_dump = base / "env.json"
-    config = make_config(
+    config = daily_config(
         base, assets={"script": fixture("succeed.py"), "args": ["7", str(env_dump)]}
     )
     status_when_written: list[str] = []
@@ -191,7 +135,7 @@ def test_intraday_slot_period(base: Path) -> None:
 
 
 def test_not_before_waits_through_the_sleeper(base: Path) -> None:
-    config = make_config(base, earnings={"script": fixture("succeed.py"), "not_before": "10:30"})
+    config = daily_config(base, earnings={"script": fixture("succeed.py"), "not_before": "10:30"})
     report, _, sleeper = run(config, "earnings")  # clock at 10:00 ET
     assert report.status == "success"
     assert sleeper.calls == [1800]
@@ -204,7 +148,7 @@ def test_not_before_waits_through_the_sleeper(base: Path) -> None:
 
 def test_transient_failures_are_retried_with_the_configured_backoff(base: Path) -> None:
     counter = base / "counter"
-    config = make_config(
+    config = daily_config(
         base,
         prices={
             "script": fixture("flaky.py"),
@@ -225,7 +169,7 @@ def test_transient_failures_are_retried_with_the_configured_backoff(base: Path) 
 
 def test_retry_after_longer_than_the_backoff_is_honoured(base: Path) -> None:
     counter = base / "counter"
-    config = make_config(
+    config = daily_config(
         base,
         prices={
             "script": fixture("flaky.py"),
@@ -239,7 +183,7 @@ def test_retry_after_longer_than_the_backoff_is_honoured(base: Path) -> None:
 
 
 def test_transient_failure_on_every_attempt(base: Path) -> None:
-    config = make_config(
+    config = daily_config(
         base,
         prices={
             "script": fixture("flaky.py"),
@@ -264,7 +208,7 @@ def test_transient_failure_on_every_attempt(base: Path) -> None:
 @pytest.mark.parametrize("code", [65, 70, 78])
 def test_permanent_failure_is_not_retried_and_keeps_its_message(base: Path, code: int) -> None:
     counter = base / "counter"
-    config = make_config(
+    config = daily_config(
         base,
         fundamentals={
             "script": fixture("flaky.py"),
@@ -283,7 +227,7 @@ def test_permanent_failure_is_not_retried_and_keeps_its_message(base: Path, code
 
 
 def test_error_falls_back_to_the_last_line_of_stderr(base: Path) -> None:
-    config = make_config(
+    config = daily_config(
         base,
         news={
             "script": fixture("flaky.py"),
@@ -297,7 +241,7 @@ def test_error_falls_back_to_the_last_line_of_stderr(base: Path) -> None:
 
 def test_secrets_in_errors_are_redacted(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNTH_API_KEY", "canary-123456")
-    config = make_config(
+    config = daily_config(
         base,
         news={
             "script": fixture("flaky.py"),
@@ -316,7 +260,7 @@ def test_secrets_in_errors_are_redacted(base: Path, monkeypatch: pytest.MonkeyPa
 
 def test_hung_task_is_killed_with_its_grandchild_and_retried(base: Path) -> None:
     pids = base / "pids"
-    config = make_config(
+    config = daily_config(
         base,
         options={
             "script": fixture("hang.py"),
@@ -346,7 +290,7 @@ def test_hung_task_is_killed_with_its_grandchild_and_retried(base: Path) -> None
 
 def test_sigkilled_script_leaves_no_sentinel(base: Path) -> None:
     data = base / "prices.csv"
-    config = make_config(
+    config = daily_config(
         base,
         prices_daily={
             "script": fixture("partial_then_sigkill.py"),
@@ -368,8 +312,10 @@ def test_sigkilled_script_leaves_no_sentinel(base: Path) -> None:
 
 def test_unstartable_script_is_a_recorded_permanent_failure(base: Path) -> None:
     script = base / "collect.sh"
-    script.write_text("#!/bin/sh\necho hi\n")  # not executable
-    config = make_config(base, insider={"script": str(script), "critical": True})
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    config = daily_config(base, insider={"script": str(script), "critical": True})
+    script.chmod(0o644)  # no longer executable once the config was checked
     report, output, sleeper = run(config, "insider")
     assert (report.status, report.attempts, report.exit_code) == ("failed", 1, 1)
     assert "collect.sh" in (report.error or "")
@@ -383,7 +329,7 @@ def test_unstartable_script_is_a_recorded_permanent_failure(base: Path) -> None:
 
 
 def test_non_critical_failure_writes_a_failed_sentinel_removed_at_the_end(base: Path) -> None:
-    config = make_config(
+    config = daily_config(
         base,
         analyst={
             "script": fixture("flaky.py"),
@@ -399,32 +345,34 @@ def test_non_critical_failure_writes_a_failed_sentinel_removed_at_the_end(base: 
         "feed schema changed",
         0,
     )
-    markers = list((config.state_dir / "run" / "failed").glob("*.failed"))
-    assert len(markers) == 1
+    assert list(config.runs_dir.glob("*/*.failed")) == []  # no run id: nobody clears it
 
-    assert finish_run(config.state_dir) == [str(output.resolve())]
+    report, output, _ = run(config, "analyst", run_id="run-1")
+    assert list((config.runs_dir / "run-1").glob("*.failed")) != []
+    assert finish_run(config, "run-2") == []  # another run's end leaves it alone
+    assert output.exists()
+    assert finish_run(config, "run-1") == ["analyst"]
     assert not output.exists()
-    assert list((config.state_dir / "run" / "failed").glob("*.failed")) == []
-    assert finish_run(config.state_dir) == []
+    assert not (config.runs_dir / "run-1").exists()
+    assert finish_run(config, "run-1") == []
 
 
 def test_degraded_inputs_are_listed(base: Path) -> None:
-    config = make_config(
+    succeed = {"script": fixture("succeed.py")}
+    config = daily_config(
         base,
-        analyst={"script": fixture("succeed.py")},
-        news={"script": fixture("succeed.py")},
-        assets={"script": fixture("succeed.py")},
-        signals={"script": fixture("succeed.py")},
+        analyst=succeed,
+        news=succeed,
+        assets=succeed,
+        signals={**succeed, "needs": ["assets", "analyst", "news"]},
+        signals_on_clean={**succeed, "needs": ["assets"]},
     )
-    targets = config.targets_dir
-    failed = sentinel.daily_target(targets, SESSION, "analyst")
-    sentinel.write_sentinel(failed, {"task": "analyst", "status": "failed"})
-    degraded = sentinel.daily_target(targets, SESSION, "news")
-    sentinel.write_sentinel(degraded, {"task": "news", "status": "degraded"})
-    clean = sentinel.daily_target(targets, SESSION, "assets")
-    sentinel.write_sentinel(clean, {"task": "assets", "status": "success"})
+    statuses = {"analyst": "failed", "news": "degraded", "assets": "success"}
+    for task, status in statuses.items():
+        path = config.base_dir / config.pipeline.task(task).target(SESSION)
+        sentinel.write_sentinel(path, {"task": task, "status": status})
 
-    report, output, _ = run(config, "signals", inputs=[clean, failed, degraded])
+    report, output, _ = run(config, "signals")
     record = json.loads(output.read_text())
     assert report.status == "degraded"
     assert report.exit_code == 0
@@ -432,7 +380,7 @@ def test_degraded_inputs_are_listed(base: Path) -> None:
     assert record["degraded_inputs"] == ["analyst", "news"]
     assert status_of(config, "signals")["status"] == "DEGRADED"
 
-    report, output, _ = run(config, "signals", inputs=[clean])
+    report, output, _ = run(config, "signals_on_clean")
     assert report.status == "success"
     assert json.loads(output.read_text())["degraded_inputs"] == []
 
@@ -441,17 +389,19 @@ def test_degraded_inputs_are_listed(base: Path) -> None:
 
 
 def runner_command(config: Config, task: str) -> tuple[list[str], Path]:
-    output = sentinel.daily_target(config.targets_dir, SESSION, task)
+    """The runner's command line as a generated rule runs it, and the sentinel it writes."""
+    output = config.base_dir / config.pipeline.task(task).target(SESSION)
     command = [
         sys.executable, "-m", "orchestrator.task_runner",
-        "--config-json", str(write_effective_config(config)), "--output", str(output),
+        "--config-json", str(write_effective_config(config)),
+        "--task", task, "--session", str(SESSION),
     ]  # fmt: skip
     return command, output
 
 
 @pytest.mark.parametrize(("critical", "code"), [(True, 1), (False, 0)])
 def test_main_exit_codes(base: Path, critical: bool, code: int) -> None:
-    config = make_config(
+    config = daily_config(
         base,
         good={"script": fixture("succeed.py")},
         bad={"script": fixture("flaky.py"), "args": [str(base / "c"), "9", "65"],
@@ -467,16 +417,12 @@ def test_main_exit_codes(base: Path, critical: bool, code: int) -> None:
 
 
 def _wait_for(path: Path, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while not path.exists() or not path.read_text().strip():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
-    return path.read_text()
+    return str(wait_for(lambda: path.exists() and path.read_text().strip(), timeout, f"{path}"))
 
 
 def test_sigterm_to_the_runner_kills_the_task_and_records_the_failure(base: Path) -> None:
     pids = base / "pids"
-    config = make_config(base, options={"script": fixture("hang.py"), "args": [str(pids)]})
+    config = daily_config(base, options={"script": fixture("hang.py"), "args": [str(pids)]})
     command, output = runner_command(config, "options")
     runner = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
     child, grandchild = (int(pid) for pid in _wait_for(pids).split())
@@ -491,7 +437,7 @@ def test_sigterm_to_the_runner_kills_the_task_and_records_the_failure(base: Path
 
 def test_sigkilled_runner_leaves_no_sentinel(base: Path) -> None:
     started = base / "started"
-    config = make_config(base, news={"script": fixture("slow.py"), "args": [str(started)]})
+    config = daily_config(base, news={"script": fixture("slow.py"), "args": [str(started)]})
     command, output = runner_command(config, "news")
     runner = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
     child = int(_wait_for(started))
