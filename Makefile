@@ -1,11 +1,12 @@
 # make run   - set up .venv and run today's daily pipeline on the synthetic market
-# make test  - set up .venv and run the whole test suite
+# make test  - set up .venv and run the whole test suite (in parallel)
+# make test-fast - the same without the end-to-end snakemake runs
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup run test lint bench soak clean
+.PHONY: setup run test test-fast lint bench soak clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
@@ -19,8 +20,14 @@ setup: $(INSTALLED)
 run: setup
 	$(BIN)/orchestrator --daily
 
+# Four workers on two cores: most tests wait on real snakemake and task processes.
+TEST_WORKERS ?= 4
+
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check orchestrator collectors tests bench

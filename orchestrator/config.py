@@ -265,20 +265,27 @@ def check_needs(source: str, tasks: Mapping[str, Mapping[str, Any]]) -> None:
                     source, key, f"{need!r} is not a task (tasks: {', '.join(tasks)})"
                 )
             if tasks[need]["family"] != task["family"]:
+                other = tasks[need]["family"]
                 raise ConfigError(
                     source,
                     key,
-                    f"{need!r} is a {tasks[need]['family']} task; a {task['family']} task can "
-                    f"only need {task['family']} tasks (intraday tasks read daily data from "
-                    "the market database)",
+                    f"{need!r} is {'an' if other == 'intraday' else 'a'} {other} task, and "
+                    f"{task['family']} tasks "
+                    f"can only need {task['family']} tasks (intraday tasks read daily data "
+                    "from the market database)",
                 )
     graph = {name: task.get("needs", ()) for name, task in tasks.items()}
     try:
         TopologicalSorter(graph).prepare()
     except CycleError as error:
-        cycle = list(reversed(error.args[1]))
+        cycle = list(reversed(error.args[1]))[:-1]
+        # Start at the task that comes first in the file, so the message is stable.
+        first = min(range(len(cycle)), key=lambda i: list(tasks).index(cycle[i]))
+        cycle = [*cycle[first:], *cycle[:first], cycle[first]]
         raise ConfigError(
-            source, f"tasks.{cycle[0]}.needs", f"the needs form a cycle: {' -> '.join(cycle)}"
+            source,
+            f"tasks.{cycle[0]}.needs",
+            f"the needs form a cycle: {' -> '.join(cycle)} (each needs the next)",
         ) from None
 
 

@@ -33,12 +33,12 @@ envvars:
 
 
 # Every task runs the task runner (timeout, retries, status, sentinel), told
-# the task and period by the rule's name and wildcards (`get_slot_argument`).
+# the task (its rule's name) and the period (the rule's wildcards).
 # `snakemake --lint` wants a conda env or container per task; every task runs
 # in the project's own virtualenv (sys.executable), so that lint is left standing.
 RUN_TASK = (
     f"{sys.executable} -m orchestrator.task_runner"
-    " --task {rule} --session {wildcards.session} {params.slot} > {log} 2>&1"
+    " --task {params.task} --session {wildcards.session} {params.slot} > {log} 2>&1"
 )
 
 

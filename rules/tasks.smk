@@ -17,8 +17,9 @@ for task in PIPELINE:
             task.target_pattern,
         log:
             task.log_pattern,
-        params:
-            slot=get_slot_argument(task.name),
         priority: get_priority(task.name)
+        params:
+            task=task.name,
+            slot=get_slot_argument(task.name),
         shell:
             RUN_TASK

@@ -12,14 +12,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from collectors.context import CollectContext, CollectResult
 from orchestrator.market_calendar import MarketCalendar, load_calendar
 
-DAILY_ORDER = (
-    "assets", "prices_daily", "fundamentals", "insider", "analyst", "economic", "news",
-    "sentiment", "options", "earnings", "ml_features", "signals",
-)  # fmt: skip
+
+def _daily_order() -> tuple[str, ...]:
+    """The shipped daily tasks, tier by tier: an order in which each runs after its needs."""
+    raw = yaml.safe_load((Path(__file__).resolve().parent.parent / "config.yaml").read_text())
+    raw["tasks"] = {n: t for n, t in raw["tasks"].items() if t["family"] == "daily"}
+    order: list[str] = []
+    while len(order) < len(raw["tasks"]):
+        order += [
+            name
+            for name, task in raw["tasks"].items()
+            if name not in order and set(task.get("needs", [])) <= set(order)
+        ]
+    return tuple(order)
+
+
+DAILY_ORDER = _daily_order()
 
 
 @pytest.fixture(scope="session")

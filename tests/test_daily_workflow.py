@@ -145,10 +145,9 @@ def test_a_session_that_is_no_trading_day_is_refused_in_one_line(project):
             "tasks.news.freshness.yellow",
         ),
         (lambda c: c.update(colour="blue"), "colour: unknown key"),
-        (lambda c: c["tasks"].pop("insider"), "tasks.insider: the workflow has this rule"),
         (
-            lambda c: c["tasks"].update(extra=dict(c["tasks"]["news"])),
-            "tasks.extra: no rule in rules/*.smk builds this task",
+            lambda c: c["tasks"]["signals"].update(needs=["ml_features", "price_data"]),
+            "tasks.signals.needs: 'price_data' is an intraday task",
         ),
     ],
 )

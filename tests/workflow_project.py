@@ -20,26 +20,18 @@ import yaml
 
 PROJECT = Path(__file__).resolve().parent.parent
 FAKE_TASK = PROJECT / "tests" / "workflow_tasks" / "fake_task.py"
-DAILY_TASKS = (
-    "assets",
-    "prices_daily",
-    "fundamentals",
-    "insider",
-    "analyst",
-    "economic",
-    "news",
-    "sentiment",
-    "options",
-    "earnings",
-    "ml_features",
-    "signals",
-)
 # A Friday before the close (a half day: the day after Thanksgiving 2026).
 FRIDAY_MORNING = "2026-11-27T10:00:00-05:00"
 
 
 def project_config() -> dict[str, Any]:
     return yaml.safe_load((PROJECT / "config.yaml").read_text())
+
+
+# The shipped daily tasks, in config order (config.yaml is their one declaration).
+DAILY_TASKS = tuple(
+    name for name, task in project_config()["tasks"].items() if task["family"] == "daily"
+)
 
 
 def fake_tasks(
@@ -60,7 +52,7 @@ def make_project(root: Path, config: dict[str, Any] | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "rules", "profiles"):
         (root / name).symlink_to(PROJECT / name)
-    (root / "config.yaml").write_text(yaml.safe_dump(config or project_config()))
+    (root / "config.yaml").write_text(yaml.safe_dump(config or project_config(), sort_keys=False))
     return root
 
 
