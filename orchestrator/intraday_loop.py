@@ -55,6 +55,9 @@ class LoopControl:
     def request_stop(self) -> None:
         if self.finish.is_set():
             self.cut.set()
+            logger.warning("second stop request: cutting the running tick")
+        else:
+            logger.warning("stop requested: stopping after the current tick (again to cut it)")
         self.finish.set()
 
 

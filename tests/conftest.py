@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.market_calendar import load_calendar
+from orchestrator.market_calendar import MarketCalendar, load_calendar
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +19,12 @@ def calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = tmp_path_factory.mktemp("xnys-calendar-cache")
     load_calendar("XNYS", cache)
     return cache
+
+
+@pytest.fixture(scope="session")
+def calendar(calendar_cache: Path) -> MarketCalendar:
+    """The XNYS calendar, built once for the run."""
+    return load_calendar("XNYS", calendar_cache)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import yaml
 from collectors.context import CollectResult
 from collectors.market_store import TABLES
 from orchestrator.errors import PermanentError
-from tests.calendar_fixture import DAILY_ORDER, calendar, run, run_daily  # noqa: F401
+from tests.collector_runs import DAILY_ORDER, run, run_daily
 
 MONDAY = date(2026, 11, 16)
 TUESDAY = date(2026, 11, 17)
@@ -31,13 +31,13 @@ def table_digest(path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def built(calendar, tmp_path_factory):  # noqa: F811
+def built(calendar, tmp_path_factory):
     market_db = tmp_path_factory.mktemp("daily") / "market.db"
     results = run_daily(calendar, market_db, MONDAY, options={"history_sessions": 60})
     return market_db, results
 
 
-def test_every_collector_stores_rows_and_reports_data_time(built, calendar):  # noqa: F811
+def test_every_collector_stores_rows_and_reports_data_time(built, calendar):
     _, results = built
     open_ts = calendar.hours(MONDAY).open
     for task, outcome in results.items():
@@ -58,7 +58,7 @@ def test_every_data_time_query_in_the_config_works_on_the_stored_data(built):
         assert isinstance(value, int), task
 
 
-def test_first_price_run_fetches_history_later_runs_only_what_is_missing(built, calendar):  # noqa: F811
+def test_first_price_run_fetches_history_later_runs_only_what_is_missing(built, calendar):
     market_db, results = built
     assert results["prices_daily"].details["sessions"] == 60
     nxt = run("prices_daily", calendar=calendar, market_db=market_db, session=TUESDAY)
@@ -67,7 +67,7 @@ def test_first_price_run_fetches_history_later_runs_only_what_is_missing(built, 
     assert sessions.fetchone() == (MONDAY.isoformat(),)
 
 
-def test_rerunning_a_session_changes_nothing(calendar, tmp_path):  # noqa: F811
+def test_rerunning_a_session_changes_nothing(calendar, tmp_path):
     market_db = tmp_path / "market.db"
     run_daily(calendar, market_db, MONDAY, options={"history_sessions": 30})
     before = table_digest(market_db)
@@ -84,12 +84,12 @@ def test_signals_have_a_direction_and_score_in_range(built):
     )
 
 
-def test_collectors_need_the_asset_universe(calendar, tmp_path):  # noqa: F811
+def test_collectors_need_the_asset_universe(calendar, tmp_path):
     with pytest.raises(PermanentError, match="run the assets task first"):
         run("news", calendar=calendar, market_db=tmp_path / "m.db", session=MONDAY)
 
 
-def test_signals_without_features_is_a_permanent_error(calendar, tmp_path):  # noqa: F811
+def test_signals_without_features_is_a_permanent_error(calendar, tmp_path):
     run("assets", calendar=calendar, market_db=tmp_path / "m.db", session=MONDAY)
     with pytest.raises(PermanentError, match="run ml_features first"):
         run("signals", calendar=calendar, market_db=tmp_path / "m.db", session=MONDAY)

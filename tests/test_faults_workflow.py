@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,8 @@ from workflow_project import (
     project_config,
     snakemake,
 )
+
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -52,13 +53,6 @@ def start_cli(project: Path, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def wait_for(condition: Any, within: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def children(pid: int) -> list[int]:
@@ -125,6 +119,21 @@ def statuses(project: Path) -> dict[str, dict[str, Any]]:
         connection.close()
 
 
+HOLD_UNTIL_GO = """\
+import os, sys, time
+deadline = time.monotonic() + 240
+while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+    time.sleep(0.02)
+"""
+
+
+def _task_status(project: Path, task: str) -> str | None:
+    try:
+        return statuses(project).get(task, {}).get("status")
+    except sqlite3.Error:  # not created yet, or busy: ask again
+        return None
+
+
 def tier_one_running(project: Path) -> bool:
     try:
         rows = statuses(project)
@@ -158,8 +167,7 @@ def test_daily_after_snakemake_was_killed_mid_run_recovers_without_unlock(tmp_pa
     project, config = fake_project(tmp_path, sleep=1.5)
     cli = start_cli(project, "--daily", "--cores", "2")
     smk = snakemake_child(cli)
-    wait_for(lambda: daily_sentinel(project, SESSION, "assets").exists(), what="assets")
-    time.sleep(0.5)  # tier one is running now
+    wait_for(lambda: tier_one_running(project), what="a tier-1 task to run")
     os.kill(smk, signal.SIGKILL)  # Snakemake alone: its running jobs are orphaned
     code, _, _ = finish(cli, 60)
     assert code == 1
@@ -311,9 +319,11 @@ def test_a_second_sigterm_cuts_the_tick_and_nothing_is_half_written(tmp_path: Pa
     loop = start_cli(project, "--intraday")
     slot = project / "state" / "logs" / "intraday" / SESSION / "price_data" / "1007.log"
     wait_for(slot.exists, what="the tick to start")
-    time.sleep(0.5)
+    wait_for(lambda: _task_status(project, "price_data") == "RUNNING", what="price_data to run")
+    log = project / "state" / "logs" / "orchestrator.log"
     loop.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    # Signals do not queue: send the second only once the first was handled.
+    wait_for(lambda: "stop requested" in log.read_text(), what="the first stop request")
     loop.send_signal(signal.SIGTERM)
     code, _, err = finish(loop, 30)
     assert code is not None and code != 0, err[-800:]
@@ -350,15 +360,25 @@ def test_a_daily_run_and_ten_minutes_of_ticks_overlap_with_real_collectors(tmp_p
     config["now"] = MORNING
     config["provider"]["universe_size"] = 5
     config["tasks"]["earnings"].pop("not_before", None)
+    # A daily task that stays RUNNING until the ticks are done, so every tick overlaps it.
+    go = tmp_path / "go"
+    holder = tmp_path / "hold_until_go.py"
+    holder.write_text(HOLD_UNTIL_GO)
+    config["tasks"]["holder"] = {
+        "family": "daily", "needs": ["assets"], "script": str(holder), "args": [str(go)],
+    }  # fmt: skip
     project = make_project(tmp_path / "p", config)
     daily = start_cli(project, "--daily", "--cores", "2")
     # The intraday side reads the universe the daily assets task stores (on a live
     # system, from an earlier session); the ticks overlap everything after it.
     wait_for(lambda: daily_sentinel(project, SESSION, "assets").exists(), what="assets")
-    ticks = [
-        snakemake(project, "intraday", "--cores", "2", now=f"2026-11-27T10:{minute:02d}:05-05:00")
-        for minute in range(1, 11)
-    ]
+    wait_for(lambda: _task_status(project, "holder") == "RUNNING", what="the holder to run")
+    ticks = []
+    for minute in range(1, 11):
+        now = f"2026-11-27T10:{minute:02d}:05-05:00"
+        ticks.append(snakemake(project, "intraday", "--cores", "2", now=now))
+        assert _task_status(project, "holder") == "RUNNING"  # the tick ran beside it
+    go.touch()
     code, out, err = finish(daily, 240)
     assert code == 0, out + err
     assert "cannot be locked" not in out + err
@@ -378,7 +398,7 @@ def test_a_daily_run_and_ten_minutes_of_ticks_overlap_with_real_collectors(tmp_p
     assert bars == distinct == 5 * 40  # 09:30..10:09, every minute, every symbol
     assert features >= 1
     built = sentinels(project)
-    assert set(built) == set(DAILY_TASKS)
+    assert set(built) == {*DAILY_TASKS, "holder"}
     assert {record["status"] for record in built.values()} == {"success"}
     assert built["assets"]["records_processed"] == 5
     assert prices_daily >= built["prices_daily"]["records_processed"] > 0

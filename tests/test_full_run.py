@@ -11,22 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from workflow_project import fake_tasks, make_project, project_config
 
+from tests.helpers import wait_for
+
 pytestmark = pytest.mark.slow
-
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 def loop_holder(project):

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 
 from collectors.market_store import MarketStore
-from tests.calendar_fixture import calendar, run  # noqa: F401
+from tests.collector_runs import run
 
 FRIDAY = date(2026, 11, 20)
 HALF_DAY = date(2026, 11, 27)
 SIZE = 6
 
 
-def run_at(task, calendar, market_db, session, minutes):  # noqa: F811
+def run_at(task, calendar, market_db, session, minutes):
     as_of = calendar.hours(session).open + timedelta(minutes=minutes, seconds=5)
     return run(task, calendar=calendar, market_db=market_db, session=session, as_of=as_of,
                universe_size=SIZE)  # fmt: skip
@@ -29,7 +29,7 @@ def table(market_db, name: str) -> pd.DataFrame:
 
 
 @pytest.fixture
-def with_assets(calendar, tmp_path):  # noqa: F811
+def with_assets(calendar, tmp_path):
     def make(name: str):
         market_db = tmp_path / f"{name}.db"
         run("assets", calendar=calendar, market_db=market_db, session=FRIDAY, universe_size=SIZE)
@@ -38,7 +38,7 @@ def with_assets(calendar, tmp_path):  # noqa: F811
     return make
 
 
-def test_price_data_is_incremental_and_never_from_the_future(calendar, with_assets):  # noqa: F811
+def test_price_data_is_incremental_and_never_from_the_future(calendar, with_assets):
     market_db = with_assets("bars")
     counts = [run_at("price_data", calendar, market_db, FRIDAY, m).records_processed
               for m in (0, 1, 7, 7, 20)]  # fmt: skip
@@ -49,14 +49,14 @@ def test_price_data_is_incremental_and_never_from_the_future(calendar, with_asse
     assert bars.groupby("symbol").size().eq(20).all()
 
 
-def test_half_day_session_ends_after_210_bars(calendar, with_assets):  # noqa: F811
+def test_half_day_session_ends_after_210_bars(calendar, with_assets):
     market_db = with_assets("half")
     result = run_at("price_data", calendar, market_db, HALF_DAY, 300)
     assert result.records_processed == 210 * SIZE
     assert result.data_as_of == calendar.hours(HALF_DAY).close
 
 
-def test_incremental_features_equal_a_full_recompute(calendar, with_assets):  # noqa: F811
+def test_incremental_features_equal_a_full_recompute(calendar, with_assets):
     stepwise = with_assets("stepwise")
     for minutes in (1, 3, 8, 20, 33, 47, 60):
         run_at("price_data", calendar, stepwise, FRIDAY, minutes)
@@ -72,7 +72,7 @@ def test_incremental_features_equal_a_full_recompute(calendar, with_assets):  # 
     np.testing.assert_array_equal(incremental["cum_volume"], recomputed["cum_volume"])
 
 
-def test_rerunning_features_changes_nothing(calendar, with_assets):  # noqa: F811
+def test_rerunning_features_changes_nothing(calendar, with_assets):
     market_db = with_assets("rerun")
     run_at("price_data", calendar, market_db, FRIDAY, 40)
     first = run_at("intraday_features", calendar, market_db, FRIDAY, 40)
@@ -82,7 +82,7 @@ def test_rerunning_features_changes_nothing(calendar, with_assets):  # noqa: F81
     pd.testing.assert_frame_equal(before, table(market_db, "intraday_features"))
 
 
-def test_intraday_signals_ignore_daily_signals_from_after_as_of(calendar, with_assets):  # noqa: F811
+def test_intraday_signals_ignore_daily_signals_from_after_as_of(calendar, with_assets):
     market_db = with_assets("signals")
     for minutes in (10, 30):
         run_at("price_data", calendar, market_db, FRIDAY, minutes)
@@ -113,7 +113,7 @@ def test_intraday_signals_ignore_daily_signals_from_after_as_of(calendar, with_a
     )
 
 
-def test_one_tick_at_5000_symbols_is_quick(calendar, tmp_path):  # noqa: F811
+def test_one_tick_at_5000_symbols_is_quick(calendar, tmp_path):
     """A smoke check of the per-tick cost; generous bound for a loaded 2-core machine."""
     import time
 

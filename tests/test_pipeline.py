@@ -14,7 +14,6 @@ from orchestrator.config import build_config, load_config
 from orchestrator.errors import ConfigError, UsageError
 from orchestrator.market_calendar import MarketCalendar
 from orchestrator.pipeline import Period, session_of_run
-from tests.calendar_fixture import calendar  # noqa: F401
 from tests.helpers import fixture
 
 ROOT = Path(__file__).resolve().parent.parent

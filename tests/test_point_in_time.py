@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from collectors.market_store import MarketStore
-from tests.calendar_fixture import calendar, run, run_daily  # noqa: F401
+from tests.collector_runs import run, run_daily
 
 MONDAY = date(2026, 11, 16)
 TUESDAY = date(2026, 11, 17)
@@ -80,7 +80,7 @@ def plant_future_rows(store: MarketStore, as_of_ts: int, symbols: list[str]) -> 
 
 
 @pytest.fixture(scope="module")
-def clean_and_planted(calendar, tmp_path_factory):  # noqa: F811
+def clean_and_planted(calendar, tmp_path_factory):
     root = tmp_path_factory.mktemp("pit")
     clean = root / "clean.db"
     run_daily(calendar, clean, MONDAY, options=OPTIONS)
@@ -97,6 +97,22 @@ def clean_and_planted(calendar, tmp_path_factory):  # noqa: F811
 def read(path, table: str) -> pd.DataFrame:
     with MarketStore(path) as store:
         return store.query(f"SELECT * FROM {table} ORDER BY symbol, session")
+
+
+PLANTED_TABLES = (
+    "prices_daily", "news_sentiment", "earnings_results", "insider_trades", "analyst_ratings",
+    "fundamentals",
+)  # fmt: skip
+
+
+def test_the_future_rows_are_really_there_for_the_features_to_ignore(clean_and_planted):
+    clean, planted, as_of_ts = clean_and_planted
+    for table in PLANTED_TABLES:
+        sql = f"SELECT COUNT(*) FROM {table} WHERE available_ts > ?"
+        with MarketStore(clean) as store:
+            assert store.scalar(sql, (as_of_ts,)) == 0, table
+        with MarketStore(planted) as store:
+            assert store.scalar(sql, (as_of_ts,)) > 0, table
 
 
 @pytest.mark.parametrize("table", ["ml_features", "signals"])
@@ -117,7 +133,7 @@ def test_every_recorded_input_time_is_at_or_before_as_of(clean_and_planted):
             assert max(stamps.values()) <= as_of_ts
 
 
-def test_backfill_reproduces_what_a_live_run_saw(calendar, clean_and_planted, tmp_path):  # noqa: F811
+def test_backfill_reproduces_what_a_live_run_saw(calendar, clean_and_planted, tmp_path):
     """Build Tuesday too, then backfill Monday's features: same as Monday's live run."""
     clean, _, _ = clean_and_planted
     later = tmp_path / "later.db"
@@ -134,7 +150,7 @@ def test_backfill_reproduces_what_a_live_run_saw(calendar, clean_and_planted, tm
     pd.testing.assert_frame_equal(backfilled, read(clean, "ml_features"))
 
 
-def test_a_backfill_fetch_sees_only_its_own_past(calendar, tmp_path):  # noqa: F811
+def test_a_backfill_fetch_sees_only_its_own_past(calendar, tmp_path):
     """Running the raw collectors for an old session stores nothing stamped after its open."""
     market_db = tmp_path / "old.db"
     old = MONDAY - timedelta(days=28)

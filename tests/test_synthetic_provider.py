@@ -16,7 +16,6 @@ from collectors.providers import get_provider
 from collectors.providers.synthetic import SyntheticProvider
 from collectors.providers.synthetic_universe import tickers
 from orchestrator.errors import PermanentError
-from tests.calendar_fixture import calendar  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 THANKSGIVING = date(2026, 11, 26)
@@ -25,11 +24,11 @@ FRIDAY = date(2026, 11, 20)
 
 
 @pytest.fixture(scope="module")
-def provider(calendar) -> SyntheticProvider:  # noqa: F811
+def provider(calendar) -> SyntheticProvider:
     return get_provider({"name": "synthetic", "seed": 11, "universe_size": 6}, calendar)
 
 
-def _fingerprint(provider: SyntheticProvider, calendar) -> dict:  # noqa: F811
+def _fingerprint(provider: SyntheticProvider, calendar) -> dict:
     symbols = tickers(3)
     as_of = calendar.hours(FRIDAY).open + timedelta(minutes=7)
     return {
@@ -41,7 +40,7 @@ def _fingerprint(provider: SyntheticProvider, calendar) -> dict:  # noqa: F811
     }
 
 
-def test_same_seed_gives_same_values_in_another_process(provider, calendar, tmp_path):  # noqa: F811
+def test_same_seed_gives_same_values_in_another_process(provider, calendar, tmp_path):
     script = (
         "import json, sys\n"
         "from pathlib import Path\n"
@@ -65,12 +64,12 @@ def test_same_seed_gives_same_values_in_another_process(provider, calendar, tmp_
     assert json.loads(output) == _fingerprint(provider, calendar)
 
 
-def test_other_seed_gives_other_values(provider, calendar):  # noqa: F811
+def test_other_seed_gives_other_values(provider, calendar):
     other = get_provider({"name": "synthetic", "seed": 12, "universe_size": 6}, calendar)
     assert _fingerprint(other, calendar)["daily"] != _fingerprint(provider, calendar)["daily"]
 
 
-def test_close_of_a_day_does_not_depend_on_the_range_asked(provider, calendar):  # noqa: F811
+def test_close_of_a_day_does_not_depend_on_the_range_asked(provider, calendar):
     symbols = tickers(4)
     year = calendar.sessions_in_range(FRIDAY - timedelta(days=365), FRIDAY)
     whole = provider.daily_bars(symbols, year).set_index(["symbol", "session"])
@@ -79,7 +78,7 @@ def test_close_of_a_day_does_not_depend_on_the_range_asked(provider, calendar): 
         pd.testing.assert_frame_equal(alone, whole.loc[alone.index])
 
 
-def test_daily_bars_are_consistent_ohlc_with_split_and_dividend_columns(provider, calendar):  # noqa: F811
+def test_daily_bars_are_consistent_ohlc_with_split_and_dividend_columns(provider, calendar):
     sessions = calendar.sessions_in_range(date(2024, 1, 2), FRIDAY)
     bars = provider.daily_bars(tickers(40), sessions)
     assert (bars["low"] <= bars[["open", "close"]].min(axis=1)).all()
@@ -95,14 +94,14 @@ def test_daily_bars_are_consistent_ohlc_with_split_and_dividend_columns(provider
         assert 0.6 * row["split_ratio"] < before / row["open"] < 1.6 * row["split_ratio"]
 
 
-def test_no_bars_on_a_holiday(provider, calendar):  # noqa: F811
+def test_no_bars_on_a_holiday(provider, calendar):
     with pytest.raises(PermanentError, match="non-sessions"):
         provider.daily_bars(tickers(2), [THANKSGIVING])
     week = calendar.sessions_in_range(date(2026, 11, 23), date(2026, 11, 27))
     assert THANKSGIVING not in week and HALF_DAY in week
 
 
-def test_half_day_has_210_minute_bars_full_day_390(provider, calendar):  # noqa: F811
+def test_half_day_has_210_minute_bars_full_day_390(provider, calendar):
     for session, expected in ((HALF_DAY, 210), (FRIDAY, 390)):
         hours = calendar.hours(session)
         bars = provider.intraday_bars(tickers(2), session, hours.open, hours.post_end)
@@ -110,7 +109,7 @@ def test_half_day_has_210_minute_bars_full_day_390(provider, calendar):  # noqa:
         assert bars["bar_ts"].max() + 60 == int(hours.close.timestamp())
 
 
-def test_intraday_never_serves_a_bar_before_it_is_complete(provider, calendar):  # noqa: F811
+def test_intraday_never_serves_a_bar_before_it_is_complete(provider, calendar):
     open_ = calendar.hours(FRIDAY).open
     as_of = open_ + timedelta(minutes=12, seconds=59)
     bars = provider.intraday_bars(tickers(3), FRIDAY, open_, as_of)
@@ -119,7 +118,7 @@ def test_intraday_never_serves_a_bar_before_it_is_complete(provider, calendar): 
     assert provider.intraday_bars(tickers(3), FRIDAY, open_, open_ + timedelta(seconds=59)).empty
 
 
-def test_intraday_path_opens_at_the_daily_open_and_closes_at_the_close(provider, calendar):  # noqa: F811
+def test_intraday_path_opens_at_the_daily_open_and_closes_at_the_close(provider, calendar):
     hours = calendar.hours(FRIDAY)
     minute = provider.intraday_bars(tickers(3), FRIDAY, hours.open, hours.close)
     daily = provider.daily_bars(tickers(3), [FRIDAY]).set_index("symbol")
@@ -135,7 +134,7 @@ def test_intraday_path_opens_at_the_daily_open_and_closes_at_the_close(provider,
     pd.testing.assert_frame_equal(part, whole)
 
 
-def test_events_are_never_from_after_as_of(provider, calendar):  # noqa: F811
+def test_events_are_never_from_after_as_of(provider, calendar):
     as_of = calendar.hours(FRIDAY).open
     since = FRIDAY - timedelta(days=200)
     symbols = tickers(6)
@@ -154,7 +153,7 @@ def test_events_are_never_from_after_as_of(provider, calendar):  # noqa: F811
         assert (frame["available_ts"] <= as_of.timestamp()).all(), name
 
 
-def test_options_are_priced_around_spot(provider, calendar):  # noqa: F811
+def test_options_are_priced_around_spot(provider, calendar):
     chain = provider.options_chain(tickers(3), FRIDAY, calendar.hours(FRIDAY).open)
     spot = provider.daily_bars(tickers(3), [calendar.previous_session(FRIDAY)])
     assert set(chain["spot"]) == set(spot["close"])
@@ -167,7 +166,7 @@ def test_options_are_priced_around_spot(provider, calendar):  # noqa: F811
     assert (calls["delta"] - puts["delta"]).round(3).eq(1.0).all()
 
 
-def test_universe_is_stable_by_index_and_fast_at_5000(calendar):  # noqa: F811
+def test_universe_is_stable_by_index_and_fast_at_5000(calendar):
     big = SyntheticProvider(seed=3, universe_size=5000, calendar=calendar)
     small = SyntheticProvider(seed=3, universe_size=50, calendar=calendar)
     as_of = calendar.hours(FRIDAY).open
@@ -177,7 +176,7 @@ def test_universe_is_stable_by_index_and_fast_at_5000(calendar):  # noqa: F811
     assert large["sector"].nunique() == 11
 
 
-def test_unknown_provider_is_a_permanent_error_naming_it(calendar):  # noqa: F811
+def test_unknown_provider_is_a_permanent_error_naming_it(calendar):
     with pytest.raises(PermanentError, match="'polygonish'"):
         get_provider({"name": "polygonish"}, calendar)
     with pytest.raises(PermanentError, match="universe_size"):

@@ -1,7 +1,6 @@
-"""Shared helpers for the collector tests: one XNYS calendar per session, contexts, runs.
+"""Running the built-in collectors in tests: contexts, single runs, a whole daily session.
 
-Import the fixture into a test module with ``from tests.calendar_fixture import
-calendar  # noqa: F401``; building the calendar costs ~0.5 s once per session.
+The ``calendar`` fixture they take is in ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -11,11 +10,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from collectors.context import CollectContext, CollectResult
-from orchestrator.market_calendar import MarketCalendar, load_calendar
+from orchestrator.market_calendar import MarketCalendar
 
 
 def _daily_order() -> tuple[str, ...]:
@@ -33,11 +31,6 @@ def _daily_order() -> tuple[str, ...]:
 
 
 DAILY_ORDER = _daily_order()
-
-
-@pytest.fixture(scope="session")
-def calendar(calendar_cache: Path) -> MarketCalendar:
-    return load_calendar("XNYS", calendar_cache)
 
 
 def make_context(
