@@ -29,7 +29,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -362,6 +362,14 @@ def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> 
             moment = None
         if moment is None or moment.tzinfo is None:
             raise ConfigError(source, "now", "must be ISO 8601 with a UTC offset")
+        wall = datetime.now(UTC)
+        if moment > wall:
+            raise ConfigError(
+                source,
+                "now",
+                f"{config['now']} is later than the wall clock ({wall:%Y-%m-%dT%H:%M:%SZ}): "
+                "the clock may be replayed into the past, never ahead",
+            )
     return zone
 
 

@@ -19,13 +19,14 @@ rules spell them (``snakemake -d DIR`` moves the whole tree).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import UsageError
+from orchestrator.errors import CalendarRangeError, UsageError
 
 if TYPE_CHECKING:
     from orchestrator.market_calendar import MarketCalendar
@@ -35,6 +36,17 @@ FAMILIES = ("daily", "intraday")
 TARGET_TEMPLATES = {
     "daily": "state/targets/daily/{session}/{task}.json",
     "intraday": "state/targets/intraday/{session}/{task}/{slot}.json",
+}
+_TARGET_PATTERNS = {
+    family: re.compile(
+        "^"
+        + re.escape(template)
+        .replace(r"\{session\}", r"(?P<session>\d{4}-\d{2}-\d{2})")
+        .replace(r"\{task\}", r"(?P<task>[a-z_][a-z0-9_]*)")
+        .replace(r"\{slot\}", r"(?P<slot>\d{4})")
+        + "$"
+    )
+    for family, template in TARGET_TEMPLATES.items()
 }
 LOG_TEMPLATES = {
     "daily": "state/logs/daily/{session}/{task}.log",
@@ -235,12 +247,63 @@ class Pipeline:
                 due[task.name] = Period(session, calendar.slot(now, task.interval_seconds))
         return due
 
+    def period_of_target(self, path: str) -> tuple[TaskConfig, Period] | None:
+        """The task and period a sentinel path names, or ``None`` for another file."""
+        text = path.removeprefix("./")
+        for pattern in _TARGET_PATTERNS.values():
+            match = pattern.match(text)
+            if match and match["task"] in self.tasks:
+                try:
+                    session = date.fromisoformat(match["session"])
+                except ValueError:
+                    return None
+                return self.tasks[match["task"]], Period(session, match.groupdict().get("slot"))
+        return None
+
+    def refuse_periods_not_due(
+        self, targets: Iterable[str], calendar: MarketCalendar, now: datetime
+    ) -> None:
+        """``UsageError`` naming the first target whose period is not due at ``now``.
+
+        Nothing is ever fetched for a moment later than the clock: a session
+        that is no session or has not started, an intraday slot that is not
+        one of the task's, lies outside its hours or has not begun.
+        """
+        for target in targets:
+            found = self.period_of_target(str(target))
+            if found is not None:
+                check_period_is_due(*found, calendar, now)
+
     def intraday_targets(self, calendar: MarketCalendar, now: datetime) -> list[str]:
         """The current slot's sentinel of every intraday task due at ``now``."""
         return [
             self.tasks[name].target(period.session, period.slot)
             for name, period in self.due_slots(calendar, now).items()
         ]
+
+
+def check_period_is_due(
+    task: TaskConfig, period: Period, calendar: MarketCalendar, now: datetime
+) -> None:
+    """``UsageError`` unless ``task`` may be built for ``period`` at ``now``."""
+    where = f"{task.name} {period}"
+    try:
+        is_session = calendar.is_session(period.session)
+    except CalendarRangeError as error:
+        raise UsageError(f"{where}: {error}") from None
+    if not is_session:
+        raise UsageError(f"{where}: {period.session} is not a {calendar.name} trading day")
+    if task.family == "daily" or period.slot is None:
+        if period.session > calendar.current_session(now):
+            raise UsageError(f"{where}: session {period.session} has not started yet")
+        return
+    start = calendar.slot_time(period.session, period.slot)
+    if task.floor_slot(period.slot) != period.slot:
+        raise UsageError(f"{where}: not a slot of this task (every {task.interval_seconds // 60}m)")
+    if not calendar.slot_is_due(start + timedelta(seconds=1), task.hours, task.interval_seconds):
+        raise UsageError(f"{where}: outside the task's hours ({', '.join(task.hours)})")
+    if start > now:
+        raise UsageError(f"{where}: the slot has not begun yet")
 
 
 def session_of_run(calendar: MarketCalendar, now: datetime, requested: date | None) -> date:

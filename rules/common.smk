@@ -8,7 +8,7 @@ from orchestrator import workflow_support as support
 from orchestrator.clock import clock_for
 from orchestrator.config import write_effective_config
 from orchestrator.market_calendar import load_calendar
-from orchestrator.pipeline import Period, session_of_run
+from orchestrator.pipeline import Period, check_period_is_due, session_of_run
 
 # A user's mistake (bad config, a session that is no trading day, a date past the
 # calendar's range) stops here with one line naming it, not a traceback.
@@ -58,10 +58,17 @@ def get_intraday_targets():
 
 
 def get_needs_targets(task):
-    """Input function of ``task``'s rule: its needs' sentinels for the same period."""
+    """Input function of ``task``'s rule: its needs' sentinels for the same period.
+
+    It is where Snakemake first meets a job's period, so a period that is not
+    due yet (a future session, a slot outside the task's hours) stops the run
+    here, before any job starts.
+    """
 
     def needs_targets(wildcards):
-        period = Period(date.fromisoformat(wildcards.session), wildcards.get("slot"))
+        with support.exit_on_user_error():
+            period = Period(date.fromisoformat(wildcards.session), wildcards.get("slot"))
+            check_period_is_due(PIPELINE.task(task), period, CALENDAR, NOW)
         return PIPELINE.input_targets(task, period)
 
     return needs_targets
