@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint bench soak clean
+.PHONY: setup run test test-fast lint bench soak clean clean-state
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
@@ -43,5 +43,14 @@ bench: setup
 soak: setup
 	$(BIN)/python bench/soak.py
 
+# Build products only: the virtualenv and tool caches. Never the collected data.
 clean:
-	rm -rf $(VENV) state .snakemake
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	find . -name __pycache__ -type d -prune -not -path './state/*' -exec rm -rf {} +
+
+# Everything the pipeline collected and recorded: explicit, and it says so.
+clean-state:
+	@echo "Deleting state/ (market.db: the collected market data; status.db: the run history;"
+	@echo "sentinels, logs, locks, caches) and .snakemake/ (Snakemake's job records)."
+	find state -mindepth 1 -not -name README.md -delete
+	rm -rf .snakemake

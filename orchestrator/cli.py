@@ -88,8 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--min-staleness",
         choices=("yellow", "red"),
-        default="yellow",
-        help="update-stale: the least stale status to refresh",
+        help="update-stale: the least stale status to refresh (default yellow)",
     )
     parser.add_argument("--launchd", action="store_true", help="schedule: launchd plists")
     parser.add_argument("--cron", action="store_true", help="schedule: crontab lines")
@@ -113,7 +112,28 @@ def find_project(explicit: Path | None) -> Path:
     )
 
 
+MIN_INTERVAL_SECONDS = 1.0
+_ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
+
+
 def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse flags that mean nothing for the chosen mode, and malformed values."""
+    import re
+
+    health = args.health or args.command[:1] == ["health"]
+    schedule = args.command[:1] == ["schedule"]
+    for flag, on, allowed, needs in (
+        ("--json", args.json, health, "--health"),
+        ("--min-staleness", args.min_staleness, args.update_stale, "--update-stale"),
+        ("--launchd", args.launchd, schedule, "the schedule command"),
+        ("--cron", args.cron, schedule, "the schedule command"),
+        ("--systemd", args.systemd, schedule, "the schedule command"),
+        ("--dest", args.dest, schedule, "the schedule command"),
+    ):
+        if on and not allowed:
+            parser.error(f"{flag} needs {needs}")
+    if args.session and not re.match(_ISO_DATE, args.session):
+        parser.error(f"--session {args.session!r} is not a date (YYYY-MM-DD)")
     intraday_only = [
         flag for flag, on in (("--once", args.once), ("--interval", args.interval)) if on
     ]
@@ -126,8 +146,10 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
         parser.error(f"{daily_only[0]} needs --daily")
     if args.session and not (args.daily or args.command[:1] == ["summary"]):
         parser.error("--session needs --daily (or the summary command)")
-    if args.interval is not None and args.interval <= 0:
-        parser.error("--interval must be a positive number of seconds")
+    if args.interval is not None and args.interval < MIN_INTERVAL_SECONDS:
+        parser.error(
+            f"--interval must be a positive number of seconds, at least {MIN_INTERVAL_SECONDS:g}"
+        )
     if args.cores is not None and args.cores < 1:
         parser.error("--cores must be at least 1")
     if args.dot and args.command[:1] != ["graph"]:
@@ -137,6 +159,20 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command; a closed output pipe (``orchestrator --health | head``) ends it quietly."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        import os
+
+        # Python would report the pipe again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return CommandExit.FAILED
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_usage(args, parser)
@@ -420,9 +456,10 @@ def run_update_stale(config: Config, args: argparse.Namespace) -> int:
     calendar = _calendar(config)
     now = _now(config)
     report = collect_health(config, now, calendar)
-    plan = plan_stale_updates(report, args.min_staleness, config)
+    level = args.min_staleness or "yellow"
+    plan = plan_stale_updates(report, level, config)
     if not plan:
-        print(f"Nothing is stale at or beyond {args.min_staleness}.")
+        print(f"Nothing is stale at or beyond {level}.")
         return CommandExit.OK
     for item in plan:
         print(f"  {item.task} ({item.family}): {item.reason}")

@@ -5,6 +5,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -30,6 +33,13 @@ SESSION = "2026-11-20"  # a regular Friday
         (["--intraday", "--interval", "0"], "--interval must be a positive number"),
         (["--health", "--dry-run"], "--dry-run works with"),
         (["--cores", "2"], "--cores needs --daily"),
+        (["--daily", "--json"], "--json needs --health"),
+        (["--health", "--launchd"], "--launchd needs the schedule command"),
+        (["--daily", "--cron"], "--cron needs the schedule command"),
+        (["--daily", "--min-staleness", "red"], "--min-staleness needs --update-stale"),
+        (["--daily", "--session", "20261120"], "--session '20261120' is not a date (YYYY-MM-DD)"),
+        (["summary", "--session", "garbage"], "--session 'garbage' is not a date"),
+        (["--intraday", "--interval", "0.01"], "at least 1"),
     ],
 )
 def test_bad_command_lines_exit_2_with_one_clear_message(tmp_path, args, message):
@@ -38,6 +48,21 @@ def test_bad_command_lines_exit_2_with_one_clear_message(tmp_path, args, message
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2  # the message, and where to find help
+
+
+def test_a_closed_output_pipe_ends_quietly(tmp_path):
+    """As ``orchestrator graph | head -n 0``: the reader is gone before anything is written."""
+    project = make_project(tmp_path / "p", fake_tasks(project_config()))
+    command = [sys.executable, "-m", "orchestrator.cli", "--project", str(project), "graph"]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        writer = subprocess.run(command, stdout=write_end, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    assert writer.returncode == 1
+    assert writer.stderr == ""
 
 
 def with_now(config, now):
