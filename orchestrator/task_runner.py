@@ -40,6 +40,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -212,11 +214,60 @@ def run_attempt(command: list[str], env: dict[str, str], timeout: float) -> Atte
         error_text = redact(stderr_file.read_text(errors="replace"), env)
         sys.stderr.write(redact(stdout_file.read_text(errors="replace"), env) + error_text)
         sys.stderr.flush()
-        try:
-            result = json.loads(result_file.read_text())
-        except (OSError, ValueError):
-            result = {}
+        result, problem = read_result(result_file)
+    # A task that failed (or was killed half-way through writing it) fails for that.
+    if problem is not None and code == 0:
+        return AttemptOutcome(Outcome.PERMANENT, f"{RESULT_FILE_NAME}: {problem}")
     return classify_exit(code, result, error_text, timeout)
+
+
+RESULT_FILE_NAME = "the result file ($ORCHESTRATOR_RESULT_FILE)"
+MAX_RESULT_BYTES = 1_000_000
+# Each field of the result protocol and the types it may have (bool is no number here).
+_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
+    "records_processed": (int,),
+    "rows_rejected": (int,),
+    "data_as_of": (str,),
+    "error": (str,),
+    "retry_after_seconds": (int, float),
+    "details": (dict,),
+}
+
+
+def read_result(path: Path) -> tuple[dict[str, Any], str | None]:
+    """The task's result file, and what is wrong with it (``None`` when it is fine).
+
+    No file is an empty result: a script need not report. A file that is not
+    a JSON object, too large, or has a field of the wrong type is a problem
+    naming the field: retrying the same script would write the same.
+    """
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return {}, None
+    if size > MAX_RESULT_BYTES:
+        return {}, f"{size} bytes, more than the {MAX_RESULT_BYTES} a result may have"
+    try:
+        result = json.loads(path.read_text(errors="replace"))
+    except ValueError as error:
+        return {}, f"not JSON ({error})"
+    if not isinstance(result, dict):
+        return {}, f"must be a JSON object, not {type(result).__name__}"
+    for name, types in _RESULT_FIELDS.items():
+        value = result.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            wanted = " or ".join("a whole number" if t is int else t.__name__ for t in types)
+            return {}, f"{name} must be {wanted}, not {value!r}"[:300]
+        if isinstance(value, int | float) and value < 0:
+            return {}, f"{name} must not be negative, not {value!r}"
+    if result.get("data_as_of") is not None:
+        try:
+            parse_time(result["data_as_of"])
+        except ValueError:
+            return {}, f"data_as_of must be an ISO 8601 time, not {result['data_as_of']!r}"
+    return result, None
 
 
 def classify_exit(
@@ -313,76 +364,97 @@ def run_task(
     started = clock()
     as_of = as_of_for(calendar, task, period, started)
     store.mark_started(task.name, started)
-    env = {
-        **os.environ,
-        "ORCHESTRATOR_TASK": task.name,
-        "ORCHESTRATOR_SESSION": str(period.session),
-        "ORCHESTRATOR_SLOT": period.slot or "",
-        "ORCHESTRATOR_AS_OF": as_of.isoformat(),
-        "ORCHESTRATOR_MARKET_DB": str(config.market_db),
-        "ORCHESTRATOR_STATE_DIR": str(config.state_dir),
-        "ORCHESTRATOR_RUN_STARTED": started.isoformat(),
-    }
-    with tempfile.TemporaryDirectory(prefix="orchestrator-run-") as scratch:
-        context_file = (
-            write_collector_context(config, task, period, as_of, Path(scratch))
-            if task.collector
-            else None
-        )
-        outcome, attempt_number = _attempts(
-            task, period, context_file, config, env, store, clock, sleeper
-        )
+    # Whatever happens from here on, the start is paired with an end.
+    with _failure_recorded_on_crash(store, task.name, clock):
+        env = {
+            **os.environ,
+            "ORCHESTRATOR_TASK": task.name,
+            "ORCHESTRATOR_SESSION": str(period.session),
+            "ORCHESTRATOR_SLOT": period.slot or "",
+            "ORCHESTRATOR_AS_OF": as_of.isoformat(),
+            "ORCHESTRATOR_MARKET_DB": str(config.market_db),
+            "ORCHESTRATOR_STATE_DIR": str(config.state_dir),
+            "ORCHESTRATOR_RUN_STARTED": started.isoformat(),
+        }
+        with tempfile.TemporaryDirectory(prefix="orchestrator-run-") as scratch:
+            context_file = (
+                write_collector_context(config, task, period, as_of, Path(scratch))
+                if task.collector
+                else None
+            )
+            outcome, attempt_number = _attempts(
+                task, period, context_file, config, env, store, clock, sleeper
+            )
 
-    finished = clock()
-    record = {
-        "task": task.name,
-        "family": task.family,
-        "period": str(period),
-        "session": str(period.session),
-        "slot": period.slot,
-        "as_of": as_of.isoformat(),
-        "started_at": started.isoformat(timespec="milliseconds"),
-        "finished_at": finished.isoformat(timespec="milliseconds"),
-        "duration_seconds": round((finished - started).total_seconds(), 3),
-        "attempts": attempt_number,
-        "degraded_inputs": degraded_inputs,
-    }
-    if outcome.ok:
-        status = SentinelStatus.DEGRADED if degraded_inputs else SentinelStatus.SUCCESS
-        records = int(outcome.result.get("records_processed") or 0)
-        store.record_success(task.name, started, finished, records, degraded=bool(degraded_inputs))
+        finished = clock()
+        record = {
+            "task": task.name,
+            "family": task.family,
+            "period": str(period),
+            "session": str(period.session),
+            "slot": period.slot,
+            "as_of": as_of.isoformat(),
+            "started_at": started.isoformat(timespec="milliseconds"),
+            "finished_at": finished.isoformat(timespec="milliseconds"),
+            "duration_seconds": round((finished - started).total_seconds(), 3),
+            "attempts": attempt_number,
+            "degraded_inputs": degraded_inputs,
+        }
+        if outcome.ok:
+            status = SentinelStatus.DEGRADED if degraded_inputs else SentinelStatus.SUCCESS
+            records = int(outcome.result.get("records_processed") or 0)
+            store.record_success(
+                task.name, started, finished, records, degraded=bool(degraded_inputs)
+            )
+            sentinel.write_sentinel(
+                output,
+                {
+                    **record,
+                    "status": status,
+                    "records_processed": records,
+                    "rows_rejected": int(outcome.result.get("rows_rejected") or 0),
+                    "data_as_of": outcome.result.get("data_as_of"),
+                },
+            )
+            logger.info(
+                "%s %s: %s, %d records in %.1f s",
+                task.name,
+                period,
+                status,
+                records,
+                record["duration_seconds"],
+            )
+            return RunReport(status, attempt_number, 0)
+
+        error = clean_error(outcome.error or "failed")
+        store.record_failure(task.name, finished, error)
+        logger.error(
+            "%s %s failed after %d attempt(s): %s", task.name, period, attempt_number, error
+        )
+        if task.critical:
+            return RunReport(SentinelStatus.FAILED, attempt_number, 1, error)
         sentinel.write_sentinel(
             output,
-            {
-                **record,
-                "status": status,
-                "records_processed": records,
-                "rows_rejected": int(outcome.result.get("rows_rejected") or 0),
-                "data_as_of": outcome.result.get("data_as_of"),
-            },
+            {**record, "status": SentinelStatus.FAILED, "error": error, "records_processed": 0},
         )
-        logger.info(
-            "%s %s: %s, %d records in %.1f s",
-            task.name,
-            period,
-            status,
-            records,
-            record["duration_seconds"],
-        )
-        return RunReport(status, attempt_number, 0)
+        if run_id:
+            note_failed_sentinel(config, run_id, task.name, output)
+        return RunReport(SentinelStatus.FAILED, attempt_number, 0, error)
 
-    error = clean_error(outcome.error or "failed")
-    store.record_failure(task.name, finished, error)
-    logger.error("%s %s failed after %d attempt(s): %s", task.name, period, attempt_number, error)
-    if task.critical:
-        return RunReport(SentinelStatus.FAILED, attempt_number, 1, error)
-    sentinel.write_sentinel(
-        output,
-        {**record, "status": SentinelStatus.FAILED, "error": error, "records_processed": 0},
-    )
-    if run_id:
-        note_failed_sentinel(config, run_id, task.name, output)
-    return RunReport(SentinelStatus.FAILED, attempt_number, 0, error)
+
+@contextmanager
+def _failure_recorded_on_crash(store: StatusStore, task: str, clock: Clock) -> Iterator[None]:
+    """Record a failure if the block raises, so the task's status never stays RUNNING.
+
+    An interruption (SIGTERM) is recorded by ``main`` itself.
+    """
+    try:
+        yield
+    except _Interrupted:
+        raise
+    except Exception as error:
+        store.record_failure(task, clock(), f"the runner failed: {type(error).__name__}: {error}")
+        raise
 
 
 def _attempts(

@@ -450,3 +450,65 @@ def test_sigkilled_runner_leaves_no_sentinel(base: Path) -> None:
         # The task runs in its own session, so it outlives a SIGKILLed runner; end it.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child, signal.SIGKILL)
+
+
+# -- a result file that breaks the protocol ----------------------------------------------
+
+BAD_RESULT = """\
+import os, sys
+with open(os.environ["ORCHESTRATOR_RESULT_FILE"], "w") as out:
+    out.write(sys.argv[1] * int(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "repeat", "problem"),
+    [
+        (
+            '{"records_processed": "lots"}',
+            1,
+            "records_processed must be a whole number, not 'lots'",
+        ),
+        ('{"records_processed": true}', 1, "records_processed must be a whole number"),
+        ('{"data_as_of": "yesterday"}', 1, "data_as_of must be an ISO 8601 time"),
+        ("Processed 85 records", 1, "not JSON"),
+        ("[1, 2]", 1, "must be a JSON object, not list"),
+        ("x", 2_000_000, "more than the 1000000 a result may have"),
+    ],
+)
+@pytest.mark.parametrize("critical", [True, False])
+def test_a_result_file_breaking_the_protocol_fails_permanently_naming_the_field(
+    base: Path, text: str, repeat: int, problem: str, critical: bool
+) -> None:
+    script = base / "bad_result.py"
+    script.write_text(BAD_RESULT)
+    config = daily_config(
+        base, news={"script": str(script), "args": [text, str(repeat)], "critical": critical}
+    )
+    report, output, sleeper = run(config, "news")
+    assert (report.status, report.attempts) == ("failed", 1)  # permanent: not retried
+    assert sleeper.calls == []
+    assert report.error is not None
+    assert report.error.startswith("the result file ($ORCHESTRATOR_RESULT_FILE): ")
+    assert problem in report.error
+    status = status_of(config, "news")
+    assert (status["status"], status["total_failures"]) == ("FAILED", 1)
+    # Non-critical semantics hold: a failed sentinel lets dependents go on; critical: none.
+    assert report.exit_code == (1 if critical else 0)
+    assert output.exists() is (not critical)
+
+
+def test_a_runner_crash_never_leaves_the_task_running(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = daily_config(base, news={"script": fixture("succeed.py")})
+
+    def broken_write(path: Path, record: dict[str, Any]) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sentinel, "write_sentinel", broken_write)
+    with pytest.raises(OSError, match="No space left"):
+        run(config, "news")
+    status = status_of(config, "news")
+    assert status["status"] == "FAILED"
+    assert "the runner failed: OSError" in status["last_error_message"]
