@@ -40,7 +40,8 @@ examples:
   orchestrator schedule install --cron      print crontab lines (also --launchd, --systemd)
 
 exit status: 0 ok, 1 a task failed, 2 bad usage or config, 3 already running.
---health: 0 all green, 1 any yellow or unknown, 2 any red, 3 could not check.
+--health: 0 all green, 1 any yellow or unknown or a failed task, 2 any red or a
+failed critical task, 3 could not check.
 """
 
 

@@ -323,15 +323,21 @@ def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> 
             f"{market['timezone']!r} is not the {calendar_name} calendar's timezone {zone!r}; "
             "remove the key (the calendar has its zone) or set it to that",
         )
-    for name, task in config["tasks"].items():
-        where = f"tasks.{name}"
-        freshness = task.get("freshness")
+    thresholds = [
+        (f"tasks.{name}.freshness", task.get("freshness")) for name, task in config["tasks"].items()
+    ] + [
+        (f"defaults.freshness.{family}", freshness)
+        for family, freshness in config.get("defaults", {}).get("freshness", {}).items()
+    ]
+    for where, freshness in thresholds:
         if freshness:
             green, yellow = parse_duration(freshness["green"]), parse_duration(freshness["yellow"])
             if yellow < green:
                 raise ConfigError(
-                    source, f"{where}.freshness.yellow", f"{freshness['yellow']!r} is below green"
+                    source, f"{where}.yellow", f"{freshness['yellow']!r} is below green"
                 )
+    for name, task in config["tasks"].items():
+        where = f"tasks.{name}"
         if "collector" in task:
             module = f"collectors.{task['collector']}"
             if importlib.util.find_spec(module) is None:
@@ -376,7 +382,7 @@ def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> 
 def _task_model(name: str, task: Mapping[str, Any], defaults: Mapping[str, Any]) -> TaskConfig:
     """One task of a defaults-filled config; unset settings inherit from ``defaults:``."""
     retry = {**defaults["retry"], **task.get("retry", {})}
-    freshness = task.get("freshness")
+    freshness = task.get("freshness") or defaults["freshness"][task["family"]]
     intraday = task["family"] == "intraday"
     return TaskConfig(
         name=name,
@@ -398,9 +404,7 @@ def _task_model(name: str, task: Mapping[str, Any], defaults: Mapping[str, Any])
             yellow=parse_duration(freshness["yellow"]),
             clock=freshness["clock"],
             data_time_sql=freshness.get("data_time_sql"),
-        )
-        if freshness
-        else None,
+        ),
         # A daily task's period is its whole session.
         interval_seconds=int(parse_duration(task["interval"])) if intraday else 86400,
         hours=tuple(task["hours"]) if intraday else ("regular",),

@@ -8,12 +8,13 @@ succeeded but stored old data is stale), else the end of its newest successful
 run. ``render_text`` / ``render_json`` display the report; ``exit_code`` sums
 it up for scripts and monitors.
 
-Exit codes (Nagios-like): 0 every source green; 1 a source is yellow, or
-unknown (no data yet, or its data time cannot be read: the monitor cannot
-vouch for it); 2 a source is red. Red wins over yellow and unknown. Task
-failures do not change the code by themselves: a failing source shows up as
-soon as its data ages. A report that cannot be made at all raises an
-``OrchestratorError`` (the CLI prints it and exits 3).
+Exit codes (Nagios-like): 0 every source green and no task failing; 1 a
+source is yellow, or unknown (no data yet, or its data time cannot be read:
+the monitor cannot vouch for it), or a task's last run failed; 2 a source is
+red or a critical task's last run failed. A task RUNNING for longer than all
+its attempts could take is shown INTERRUPTED (its runner died) and counts as
+failed. A report that cannot be made at all raises an ``OrchestratorError``
+(the CLI prints it and exits 3).
 
 A missing database is tolerated: nothing has run yet, so sources are unknown.
 An unreadable one (not SQLite, no permission) is a ``HealthError``.
@@ -206,21 +207,27 @@ def _task_health(
     task: TaskConfig, row: dict[str, Any] | None, now: datetime, blocked_by: str | None
 ) -> TaskHealth:
     if row is None:
-        status, error = (
-            (TaskStatus.SKIPPED, f"upstream {blocked_by} failed")
-            if blocked_by
-            else (TaskStatus.NEVER_RUN, None)
-        )
+        if blocked_by:
+            never, why = TaskStatus.SKIPPED, f"upstream {blocked_by} failed"
+        else:
+            never, why = TaskStatus.NEVER_RUN, None
         return TaskHealth(
-            task.name, task.family, task.critical, status, 0, 0, 0, 0,
-            None, None, None, None, None, error,
+            task.name, task.family, task.critical, never, 0, 0, 0, 0,
+            None, None, None, None, None, why,
         )  # fmt: skip
     last_success = parse_time(row["last_success"])
+    status = str(row["status"] or TaskStatus.PENDING)
+    started = parse_time(row["last_run_start"])
+    error = row["last_error_message"]
+    if status == TaskStatus.RUNNING and started and now - started > task.longest_run:
+        # Longer than every attempt and wait could take: the runner died without an end.
+        status = TaskStatus.INTERRUPTED
+        error = f"RUNNING since {started:%Y-%m-%d %H:%M} UTC, past its {task.longest_run}"
     return TaskHealth(
         task=task.name,
         family=task.family,
         critical=task.critical,
-        status=str(row["status"] or "PENDING"),
+        status=status,
         runs=int(row["total_runs"] or 0),
         successes=int(row["total_successes"] or 0),
         failures=int(row["total_failures"] or 0),
@@ -232,7 +239,7 @@ def _task_health(
         last_failure=parse_time(row["last_failure"]),
         average_runtime_seconds=row["average_runtime_seconds"],
         last_records_processed=row["last_records_processed"],
-        last_error=row["last_error_message"],
+        last_error=error,
     )
 
 
@@ -248,14 +255,12 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
         raise ValueError(f"naive datetime {now!r}: pass a timezone-aware time")
     rows, notes = read_status_rows(config.status_db)
     pipeline = config.pipeline
-    needs_market = any(t.freshness and t.freshness.data_time_sql for t in pipeline)
+    needs_market = any(t.freshness.data_time_sql for t in pipeline)
     market = _connect_readonly(config.market_db) if needs_market else None
     sources: list[SourceHealth] = []
     try:
         for task in pipeline:
             freshness = task.freshness
-            if freshness is None:
-                continue
             row = rows.get(task.name)
             reason: str | None
             if freshness.data_time_sql:
@@ -304,11 +309,13 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
 
 
 def exit_code(report: HealthReport) -> int:
-    """2 if any source is red, else 1 if any is yellow or unknown, else 0."""
+    """2 if a source is red or a critical task's last run failed; else 1 if a source is
+    yellow or unknown or a task's last run failed; else 0."""
     counts = report.counts()
-    if counts[RED]:
+    failed = [task for task in report.tasks if task.status in FAILED_STATUSES]
+    if counts[RED] or any(task.critical for task in failed):
         return HealthExit.RED
-    if counts[YELLOW] or counts[UNKNOWN]:
+    if counts[YELLOW] or counts[UNKNOWN] or failed:
         return HealthExit.YELLOW
     return HealthExit.GREEN
 
@@ -325,7 +332,9 @@ _COLORS: dict[str, str] = {
     UNKNOWN: "\033[90m",
 }
 _MARKS: dict[str, str] = {GREEN: "🟢", YELLOW: "🟡", RED: "🔴", UNKNOWN: "⚪"}
+FAILED_STATUSES = (TaskStatus.FAILED, TaskStatus.INTERRUPTED)
 _TASK_STATUS_COLORS: dict[str, FreshnessStatus] = {
+    TaskStatus.INTERRUPTED: RED,
     TaskStatus.SUCCESS: GREEN,
     TaskStatus.DEGRADED: YELLOW,
     TaskStatus.FAILED: RED,
@@ -389,7 +398,8 @@ def _task_lines(report: HealthReport, color: bool) -> list[str]:
         records = (
             str(task.last_records_processed) if task.last_records_processed is not None else "-"
         )
-        error = (task.last_error or "-") if task.consecutive_failures else "-"
+        failing = task.consecutive_failures or task.status == TaskStatus.INTERRUPTED
+        error = (task.last_error or "-") if failing else "-"
         rows.append(
             [
                 task.task,

@@ -90,11 +90,18 @@ class TaskConfig:
     critical: bool
     max_runtime_seconds: float
     retry: RetryPolicy
-    freshness: Freshness | None
+    freshness: Freshness  # its own, or its family's default
     interval_seconds: int
     hours: tuple[str, ...]
     not_before: time | None
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def longest_run(self) -> timedelta:
+        """The longest a run can take: every attempt timing out, every backoff waited."""
+        attempts = self.retry.attempts
+        waits = sum(self.retry.delay_before_retry(n) for n in range(1, attempts))
+        return timedelta(seconds=attempts * self.max_runtime_seconds + waits)
 
     @property
     def target_pattern(self) -> str:

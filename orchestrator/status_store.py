@@ -41,6 +41,7 @@ class TaskStatus(StrEnum):
     FAILED = "FAILED"
     NEVER_RUN = "NEVER RUN"
     SKIPPED = "SKIPPED"  # never ran: an upstream task failed
+    INTERRUPTED = "INTERRUPTED"  # RUNNING for longer than it could: its runner died
 
 
 SCHEMA = """

@@ -144,11 +144,12 @@ def test_every_status_level(populated: Path) -> None:
         "prices_content": RED,
         "never_ran": UNKNOWN,
         "price_data": GREEN,
+        "no_freshness": GREEN,  # the daily family's default thresholds
     }
     assert [s.status for s in report.sources_by_severity()] == [
-        RED, RED, YELLOW, GREEN, GREEN, UNKNOWN,
+        RED, RED, YELLOW, GREEN, GREEN, GREEN, UNKNOWN,
     ]  # fmt: skip
-    assert summary_line(report) == "2 healthy, 1 stale, 2 critical, 1 unknown (Total: 6)"
+    assert summary_line(report) == "3 healthy, 1 stale, 2 critical, 1 unknown (Total: 7)"
     assert exit_code(report) == 2
 
 
@@ -265,7 +266,35 @@ def test_exit_code(populated: Path, statuses: tuple[str, ...], code: int) -> Non
     _, _, report = _collect()
     template = report.sources[0]
     sources = tuple(replace(template, task=f"s{i}", status=s) for i, s in enumerate(statuses))
-    assert exit_code(replace(report, sources=sources)) == code
+    healthy_tasks = tuple(replace(t, status="SUCCESS") for t in report.tasks)
+    assert exit_code(replace(report, sources=sources, tasks=healthy_tasks)) == code
+
+
+@pytest.mark.parametrize(
+    ("status", "critical", "code"),
+    [("FAILED", False, 1), ("FAILED", True, 2), ("INTERRUPTED", True, 2), ("SKIPPED", True, 0)],
+)
+def test_a_failed_last_run_sets_the_exit_code_even_while_sources_are_green(
+    populated: Path, status: str, critical: bool, code: int
+) -> None:
+    _, _, report = _collect()
+    green = tuple(replace(source, status=GREEN) for source in report.sources)
+    tasks = tuple(replace(t, status="SUCCESS") for t in report.tasks)
+    tasks = (replace(tasks[0], status=status, critical=critical), *tasks[1:])
+    assert exit_code(replace(report, sources=green, tasks=tasks)) == code
+
+
+def test_a_task_running_longer_than_it_could_is_shown_interrupted(project: Path) -> None:
+    store = StatusStore(project / "state" / "status.db")
+    # 3 attempts of 600 s and waits of 10 + 30 s: a run takes 30m40s at most.
+    store.mark_started("dead_wall", NOW - timedelta(minutes=31))  # critical
+    store.mark_started("stale_wall", NOW - timedelta(minutes=30))
+    _, _, report = _collect()
+    tasks = {task.task: task for task in report.tasks}
+    assert tasks["dead_wall"].status == "INTERRUPTED"
+    assert "RUNNING since" in (tasks["dead_wall"].last_error or "")
+    assert tasks["stale_wall"].status == "RUNNING"  # may still be on its last attempt
+    assert exit_code(report) == 2
 
 
 # -- rendering ---------------------------------------------------------------------------
@@ -278,12 +307,13 @@ def test_plain_text(populated: Path) -> None:
     assert "🔴" not in text
     lines = text.splitlines()
     assert lines[0] == "Data sources at 2026-11-30 10:00 ET"
-    order = [line.split()[1] for line in lines[2:8]]
+    order = [line.split()[1] for line in lines[2:9]]
     assert order == [
-        "dead_wall", "prices_content", "stale_wall", "fresh_wall", "price_data", "never_ran",
+        "dead_wall", "prices_content", "stale_wall", "fresh_wall", "price_data", "no_freshness",
+        "never_ran",
     ]  # fmt: skip
     assert lines[2].split()[:3] == ["RED", "dead_wall", "5h"]
-    assert "2 healthy, 1 stale, 2 critical, 1 unknown (Total: 6)" in lines
+    assert "3 healthy, 1 stale, 2 critical, 1 unknown (Total: 7)" in lines
     stale_row = next(line for line in lines if line.lstrip().startswith("stale_wall  "))
     assert stale_row.split()[1:5] == ["FAILED", "33%", "(1/3)", "1h"]
     assert stale_row.endswith("provider down: HTTP 503")
@@ -307,12 +337,12 @@ def test_json(populated: Path) -> None:
     assert document["now"] == "2026-11-30T15:00:00+00:00"
     assert document["exit_code"] == 2
     assert document["summary"] == {
-        "healthy": 2,
+        "healthy": 3,
         "stale": 1,
         "critical": 2,
         "unknown": 1,
-        "total": 6,
-        "text": "2 healthy, 1 stale, 2 critical, 1 unknown (Total: 6)",
+        "total": 7,
+        "text": "3 healthy, 1 stale, 2 critical, 1 unknown (Total: 7)",
     }
     assert [s["task"] for s in document["sources"]][:2] == ["dead_wall", "prices_content"]
     prices = next(s for s in document["sources"] if s["task"] == "prices_content")
@@ -335,7 +365,7 @@ def test_main_health_plain_when_not_a_terminal(populated: Path) -> None:
     out = io.StringIO()
     assert main_health(Path("config.yaml"), as_json=False, now=NOW, stream=out) == 2
     assert "\033[" not in out.getvalue()
-    assert "(Total: 6)" in out.getvalue()
+    assert "(Total: 7)" in out.getvalue()
 
 
 def test_main_health_colour_on_a_terminal_unless_no_color(
@@ -359,7 +389,7 @@ def test_main_health_json(populated: Path) -> None:
 def test_main_health_without_databases(project: Path) -> None:
     out = io.StringIO()
     assert main_health(Path("config.yaml"), as_json=False, now=NOW, stream=out) == 1
-    assert "0 healthy, 0 stale, 0 critical, 6 unknown (Total: 6)" in out.getvalue()
+    assert "0 healthy, 0 stale, 0 critical, 7 unknown (Total: 7)" in out.getvalue()
 
 
 def test_validation_stamp(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
