@@ -67,7 +67,8 @@ def get_needs_targets(task):
 
     def needs_targets(wildcards):
         with support.exit_on_user_error():
-            period = Period(date.fromisoformat(wildcards.session), wildcards.get("slot"))
+            session = date.fromisoformat(wildcards.session)
+            period = Period(session, wildcards.get("slot"))
             check_period_is_due(PIPELINE.task(task), period, CALENDAR, NOW)
         return PIPELINE.input_targets(task, period)
 

@@ -212,8 +212,9 @@ def test_a_critical_failure_skips_dependents_exits_1_and_the_dashboard_shows_why
     }
 
     health = orchestrator(project, "--health", "--json")
-    # A source that never succeeded is UNKNOWN (exit 1), not RED: see README case 6.
-    assert health.returncode == 1, health.stdout + health.stderr
+    # A critical task's last run failed: exit 2, though its never-built dependents'
+    # sources are only UNKNOWN (not RED): see README case 6.
+    assert health.returncode == 2, health.stdout + health.stderr
     report = json.loads(health.stdout)
     tasks = {task["task"]: task for task in report["tasks"]}
     failed = tasks["prices_daily"]
@@ -265,7 +266,8 @@ def _assert_nothing_half_written(project: Path) -> None:
 def test_sigterm_during_the_daily_phase_of_full_stops_everything(
     tmp_path: Path, signum: int
 ) -> None:
-    project, _ = fake_project(tmp_path, now="2026-11-28T10:00:00-05:00", sleep=1.5)
+    # Tasks long enough that the stop surely finds tier 1 running on a loaded machine.
+    project, _ = fake_project(tmp_path, now="2026-11-28T10:00:00-05:00", sleep=4.0)
     cli = start_cli(project, "--full")
     smk = snakemake_child(cli)
     wait_for(lambda: daily_sentinel(project, SESSION, "assets").exists(), what="assets")
@@ -278,7 +280,8 @@ def test_sigterm_during_the_daily_phase_of_full_stops_everything(
 
 
 def test_sigterm_to_full_stops_the_running_daily_tasks_and_records_them(tmp_path: Path) -> None:
-    project, _ = fake_project(tmp_path, now="2026-11-28T10:00:00-05:00", sleep=1.5)
+    # Tasks long enough that the stop surely finds tier 1 running on a loaded machine.
+    project, _ = fake_project(tmp_path, now="2026-11-28T10:00:00-05:00", sleep=4.0)
     cli = start_cli(project, "--full")
     smk = snakemake_child(cli)
     wait_for(lambda: daily_sentinel(project, SESSION, "assets").exists(), what="assets")
