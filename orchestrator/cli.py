@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the real imports are deferred: --health must start fast
 
     from orchestrator.config import Config
     from orchestrator.market_calendar import MarketCalendar
+    from orchestrator.snakemake_runs import SnakemakeCall
 
 
 EXAMPLES = """\
@@ -37,6 +38,9 @@ examples:
   orchestrator --health                     green/yellow/red per source (--json for monitoring)
   orchestrator --update-stale --dry-run     plan a refresh of stale sources
   orchestrator graph                        the tasks by tier and what each needs (--dot)
+  orchestrator forcerun sentiment           re-run sentiment and what depends on it
+  orchestrator backfill --from 2026-11-02 --to 2026-11-20   every session, oldest first
+  orchestrator logs prices_daily            that task's log of the current session
   orchestrator schedule install --cron      print crontab lines (also --launchd, --systemd)
 
 exit status: 0 ok, 1 a task failed, 2 bad usage or config, 3 already running.
@@ -72,13 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--update-stale", action="store_true", help="re-run stale sources")
     mode.add_argument("--check-config", action="store_true", help="validate config.yaml only")
     parser.add_argument(
-        "command", nargs="*", help="`health`, `summary`, `graph`, or `schedule install`"
+        "command",
+        nargs="*",
+        help="`health`, `summary`, `graph`, `forcerun TASK...`, `backfill`, `logs TASK`, "
+        "or `schedule install`",
     )
     parser.add_argument("--dry-run", "-n", action="store_true", help="show what would run")
     parser.add_argument("--once", action="store_true", help="intraday: run one tick and exit")
     parser.add_argument("--interval", type=float, help="intraday: seconds between ticks")
     parser.add_argument("--cores", type=int, help="daily: cores for snakemake")
-    parser.add_argument("--session", help="daily/summary: a past session (YYYY-MM-DD)")
+    parser.add_argument("--session", help="daily/summary/forcerun/logs: a session (YYYY-MM-DD)")
+    parser.add_argument("--from", dest="first", help="backfill: the first session (YYYY-MM-DD)")
+    parser.add_argument("--to", dest="last", help="backfill: the last session (YYYY-MM-DD)")
+    parser.add_argument("--slot", help="logs: an intraday slot (HHMM; default the latest)")
+    parser.add_argument("--follow", "-f", action="store_true", help="logs: keep printing")
     parser.add_argument(
         "--scheduled",
         action="store_true",
@@ -133,8 +144,22 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
     ):
         if on and not allowed:
             parser.error(f"{flag} needs {needs}")
-    if args.session and not re.match(_ISO_DATE, args.session):
-        parser.error(f"--session {args.session!r} is not a date (YYYY-MM-DD)")
+    for flag, value in (("--session", args.session), ("--from", args.first), ("--to", args.last)):
+        if value and not re.match(_ISO_DATE, value):
+            parser.error(f"{flag} {value!r} is not a date (YYYY-MM-DD)")
+    command = args.command[:1]
+    for flag, on, allowed in (
+        ("--from", args.first, command == ["backfill"]),
+        ("--to", args.last, command == ["backfill"]),
+        ("--slot", args.slot, command == ["logs"]),
+        ("--follow", args.follow, command == ["logs"]),
+    ):
+        if on and not allowed:
+            parser.error(
+                f"{flag} needs the {'backfill' if flag in ('--from', '--to') else 'logs'} command"
+            )
+    if command == ["backfill"] and not (args.first and args.last):
+        parser.error("backfill needs --from and --to")
     intraday_only = [
         flag for flag, on in (("--once", args.once), ("--interval", args.interval)) if on
     ]
@@ -143,10 +168,11 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
     daily_only = [
         flag for flag, on in (("--cores", args.cores), ("--scheduled", args.scheduled)) if on
     ]
-    if daily_only and not (args.daily or args.full):
+    runs_daily = args.daily or args.full or command in (["backfill"], ["forcerun"])
+    if daily_only and not (runs_daily if daily_only[0] == "--cores" else args.daily or args.full):
         parser.error(f"{daily_only[0]} needs --daily")
-    if args.session and not (args.daily or args.command[:1] == ["summary"]):
-        parser.error("--session needs --daily (or the summary command)")
+    if args.session and not (args.daily or command in (["summary"], ["forcerun"], ["logs"])):
+        parser.error("--session needs --daily (or the summary, forcerun or logs command)")
     if args.interval is not None and args.interval < MIN_INTERVAL_SECONDS:
         parser.error(
             f"--interval must be a positive number of seconds, at least {MIN_INTERVAL_SECONDS:g}"
@@ -155,7 +181,7 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
         parser.error("--cores must be at least 1")
     if args.dot and args.command[:1] != ["graph"]:
         parser.error("--dot needs the graph command")
-    if args.dry_run and (args.full or args.health or args.check_config):
+    if args.dry_run and (args.full or args.health or args.check_config or command == ["logs"]):
         parser.error("--dry-run works with --daily, --intraday and --update-stale")
 
 
@@ -223,11 +249,17 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _schedule_install(args, parser, config)
     if command[:1] == ["summary"]:
         return _summary(config, args.session)
-    if command:
+    if command[:1] == ["logs"]:
+        return _logs(config, command[1:], args)
+    if command and command[0] not in ("forcerun", "backfill"):
         parser.error(f"unknown command {' '.join(command)!r}")
     from orchestrator.logs import log_to_console_and_file
 
     log_to_console_and_file(config.logs_dir)
+    if command[:1] == ["forcerun"]:
+        return run_forcerun(config, args, command[1:])
+    if command[:1] == ["backfill"]:
+        return run_backfill(config, args)
     if args.daily:
         return run_daily(config, args)
     if args.intraday:
@@ -287,57 +319,93 @@ def _summary(config: Config, session_text: str | None) -> int:
     return CommandExit.OK if ok else CommandExit.FAILED
 
 
-def run_daily(config: Config, args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+def _daily_call(
+    config: Config,
+    session: date | None,
+    cores: int | None,
+    dry_run: bool,
+    forcerun: tuple[str, ...] = (),
+) -> SnakemakeCall:
+    """``snakemake daily`` for ``session`` (``None``: the current one), with the clock pinned."""
+    from orchestrator.snakemake_runs import SnakemakeCall, configfile_of
+
+    overrides = [f"session={session}"] if session else []
+    if config.now is not None:
+        overrides.append(f"now={_now(config).isoformat()}")
+    return SnakemakeCall(
+        targets=("daily",),
+        cores=cores or config.daily_cores,
+        dry_run=dry_run,
+        forcerun=forcerun,
+        config_overrides=tuple(overrides),
+        configfile=configfile_of(config),
+        quiet=() if dry_run else ("rules", "host"),
+    )
+
+
+def _stop_event_on_signals() -> threading.Event:
+    import signal
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def _parse_session(text: str | None) -> date | None:
+    from orchestrator.errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--session {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _session_built(config: Config, session: date) -> bool:
+    from orchestrator.sentinel import SentinelStatus, read_sentinel
+
+    return all(
+        (read_sentinel(config.base_dir / task.target(session)) or {}).get("status")
+        == SentinelStatus.SUCCESS
+        for task in config.pipeline.family("daily")
+    )
+
+
+def run_daily(
+    config: Config,
+    args: argparse.Namespace,
+    stop: threading.Event | None = None,
+    forcerun: tuple[str, ...] = (),
+) -> int:
     """``snakemake daily`` under the daily lock, then the run's summary.
 
     SIGTERM or Ctrl+C (or ``stop`` set by a caller) stops Snakemake's whole
     process group: the runners record the interruption, no sentinel is written.
     """
-    import signal
     from dataclasses import replace
-    from datetime import date
 
-    from orchestrator.errors import UsageError
     from orchestrator.pipeline import session_of_run
     from orchestrator.run_summary import daily_summary
-    from orchestrator.snakemake_runs import (
-        SnakemakeCall,
-        configfile_of,
-        exclusive,
-        family_lock_path,
-        run_snakemake,
-    )
+    from orchestrator.snakemake_runs import exclusive, family_lock_path, run_snakemake
 
     calendar = _calendar(config)
     now = _now(config)
     if args.scheduled and not _daily_is_due(config, calendar, now):
         return CommandExit.OK
-    overrides: list[str] = []
-    if args.session:
-        try:
-            config = replace(config, session=date.fromisoformat(args.session))
-        except ValueError:
-            raise UsageError(f"--session {args.session!r} is not a date (YYYY-MM-DD)") from None
-        overrides.append(f"session={args.session}")
-    if config.now is not None:
-        overrides.append(f"now={now.isoformat()}")
-    session = session_of_run(calendar, now, config.session)
-    call = SnakemakeCall(
-        targets=("daily",),
-        cores=args.cores or config.daily_cores,
-        dry_run=args.dry_run,
-        config_overrides=tuple(overrides),
-        configfile=configfile_of(config),
-        quiet=() if args.dry_run else ("rules", "host"),
-    )
-    if stop is None:
-        stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
-    _logger().info(
-        "▶ daily pipeline for session %s%s", session, " (dry run)" if args.dry_run else ""
-    )
+    requested = _parse_session(args.session)
+    config = replace(config, session=requested)
+    session = session_of_run(calendar, now, requested)
+    call = _daily_call(config, requested, args.cores, args.dry_run, forcerun)
+    stop = stop or _stop_event_on_signals()
     with exclusive(family_lock_path(config.state_dir, "daily"), "a daily run"):
+        what = f" (forcing {', '.join(forcerun)} and downstream)" if forcerun else ""
+        _logger().info(
+            "▶ daily pipeline for session %s%s%s", session, what, " (dry run)" * args.dry_run
+        )
+        if not forcerun and _session_built(config, session):
+            _logger().info("• session %s is already built; checking it is complete", session)
         code = run_snakemake(call, config.base_dir, stop_requested=stop)
     if stop.is_set():
         _logger().warning("✗ daily run stopped; interrupted tasks are recorded as failed")
@@ -347,6 +415,144 @@ def run_daily(config: Config, args: argparse.Namespace, stop: threading.Event | 
     text, ok = daily_summary(config, session)
     print(text)
     return CommandExit.OK if code == 0 and ok else CommandExit.FAILED
+
+
+def run_forcerun(config: Config, args: argparse.Namespace, tasks: list[str]) -> int:
+    """``--forcerun TASK...`` (and what depends on them) through the family lock.
+
+    Daily tasks re-run for the current session (or ``--session``), with the
+    summary; intraday tasks for their current slots, while in scope.
+    """
+    from orchestrator.errors import UsageError
+    from orchestrator.snakemake_runs import (
+        SnakemakeCall,
+        configfile_of,
+        exclusive,
+        family_lock_path,
+        run_snakemake,
+    )
+
+    if not tasks:
+        raise UsageError("forcerun needs one or more task names (see `orchestrator graph`)")
+    chosen = [config.pipeline.task(name) for name in tasks]
+    daily = tuple(t.name for t in chosen if t.family == "daily")
+    intraday = tuple(t.name for t in chosen if t.family == "intraday")
+    if args.session and intraday:
+        raise UsageError("--session applies to daily tasks; intraday tasks run their current slot")
+    worst: int = CommandExit.OK
+    if daily:
+        worst = max(worst, run_daily(config, args, forcerun=daily))
+    if intraday:
+        calendar, now = _calendar(config), _now(config)
+        due = [name for name in intraday if name in config.pipeline.due_slots(calendar, now)]
+        for name in sorted(set(intraday) - set(due)):
+            _logger().info("• %s has no slot due now; the loop runs it at its next slot", name)
+        if due:
+            overrides = (f"now={now.isoformat()}",) if config.now is not None else ()
+            call = SnakemakeCall(
+                targets=("intraday",),
+                cores=2,
+                dry_run=args.dry_run,
+                forcerun=tuple(due),
+                config_overrides=overrides,
+                configfile=configfile_of(config),
+            )
+            with exclusive(family_lock_path(config.state_dir, "intraday"), "an intraday run"):
+                code = run_snakemake(call, config.base_dir)
+            worst = max(worst, CommandExit.OK if code == 0 else CommandExit.FAILED)
+    return worst
+
+
+def run_backfill(config: Config, args: argparse.Namespace) -> int:
+    """Every session from ``--from`` to ``--to``, oldest first, under one daily lock.
+
+    Built sessions are no-ops, so re-running a backfill resumes it.
+    """
+    from dataclasses import replace
+
+    from orchestrator.errors import UsageError
+    from orchestrator.pipeline import session_of_run
+    from orchestrator.run_summary import daily_summary
+    from orchestrator.snakemake_runs import exclusive, family_lock_path, run_snakemake
+
+    first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
+    if last < first:
+        raise UsageError(f"--to {last} is before --from {first}")
+    calendar, now = _calendar(config), _now(config)
+    sessions = calendar.sessions_in_range(first, last)
+    if not sessions:
+        raise UsageError(f"no {calendar.name} session from {first} to {last}")
+    session_of_run(calendar, now, sessions[-1])  # refuses a range reaching past today
+    stop = _stop_event_on_signals()
+    failed: list[date] = []
+    with exclusive(family_lock_path(config.state_dir, "daily"), "a daily run"):
+        for number, session in enumerate(sessions, start=1):
+            if stop.is_set():
+                break
+            prefix = f"[{number}/{len(sessions)}] session {session}"
+            if _session_built(config, session):
+                print(f"{prefix}: already built")
+                continue
+            if args.dry_run:
+                print(f"{prefix}: would be built")
+                continue
+            print(f"{prefix}: building", flush=True)
+            call = _daily_call(config, session, args.cores, False)
+            code = run_snakemake(call, config.base_dir, stop_requested=stop)
+            _text, ok = daily_summary(replace(config, session=session), session)
+            print(f"{prefix}: {'built' if code == 0 and ok else 'FAILED'}", flush=True)
+            if not (code == 0 and ok):
+                failed.append(session)
+    if stop.is_set():
+        print("backfill stopped; run it again to resume")
+        return CommandExit.FAILED
+    done = len(sessions) - len(failed)
+    verb = "would leave" if args.dry_run else "left"
+    print(
+        f"backfill {first} to {last}: {done}/{len(sessions)} sessions built"
+        + (f"; failed: {', '.join(map(str, failed))} (run it again to retry)" if failed else "")
+        + ("" if not args.dry_run else f" ({verb} the rest to build)")
+    )
+    return CommandExit.FAILED if failed else CommandExit.OK
+
+
+def _logs(config: Config, tasks: list[str], args: argparse.Namespace) -> int:
+    """Print one run's task log: the current (or ``--session``) period, latest slot by default."""
+    import time as wall
+
+    from orchestrator.errors import UsageError
+
+    if len(tasks) != 1:
+        raise UsageError("logs needs one task name (see `orchestrator graph`)")
+    task = config.pipeline.task(tasks[0])
+    calendar, now = _calendar(config), _now(config)
+    session = _parse_session(args.session) or (
+        calendar.current_session(now) if task.family == "daily" else calendar.trading_day(now)
+    )
+    if task.family == "daily":
+        if args.slot:
+            raise UsageError(f"{task.name} is a daily task: it has no slots")
+        path = config.base_dir / task.log(session)
+    elif args.slot:
+        path = config.base_dir / task.log(session, args.slot)
+    else:
+        folder = (config.base_dir / task.log(session, "0000")).parent
+        found = sorted(folder.glob("*.log"))
+        if not found:
+            raise UsageError(f"no {task.name} log for session {session} in {folder}")
+        path = found[-1]
+    if not path.is_file():
+        raise UsageError(f"no log {path}: {task.name} has not run for that period")
+    with path.open(errors="replace") as log:
+        sys.stdout.write(log.read())
+        while args.follow:
+            sys.stdout.flush()
+            line = log.readline()
+            if line:
+                sys.stdout.write(line)
+            else:
+                wall.sleep(0.5)
+    return CommandExit.OK
 
 
 def _daily_is_due(config: Config, calendar: MarketCalendar, now: datetime) -> bool:
