@@ -1,7 +1,7 @@
 """End-of-day price history: raw OHLCV plus split ratio and dividend per session.
 
 The first run fetches ``options.history_sessions`` (default 252) sessions;
-later runs fetch only the sessions missing after the oldest stored one, up to
+later runs fetch only the sessions of that window not stored yet, up to
 the last session closed at or before ``ctx.as_of`` (for a daily run at the
 open, the previous session). A backfill for a past session fetches the window
 ending before that session, so it never sees a bar from after its ``as_of``.
@@ -34,13 +34,12 @@ def last_closed_session(calendar: MarketCalendar, ctx: CollectContext) -> date:
 
 
 def sessions_to_fetch(store: MarketStore, ctx: CollectContext) -> list[date]:
-    """Sessions to fetch, oldest first.
+    """Sessions to fetch, oldest first: every session of the window not stored yet.
 
-    With no stored bars in the window: the whole window (the last
-    ``history_sessions`` sessions up to the last closed one). Otherwise only the
-    sessions after the oldest stored one that are missing, i.e. the new
-    sessions plus any gap, so a larger ``history_sessions`` later does not
-    trigger a re-download of the past.
+    The window is the last ``history_sessions`` sessions up to the last one
+    closed at ``as_of``, whatever else the database holds: a live run fetches
+    the new session (and any gap), and a backfill of a past session fetches
+    its own whole window, so it reproduces what a live run on that day saw.
     """
     calendar = ctx.calendar
     last = last_closed_session(calendar, ctx)
@@ -48,21 +47,15 @@ def sessions_to_fetch(store: MarketStore, ctx: CollectContext) -> list[date]:
     # ~1.45 calendar days per session, plus slack for holiday clusters.
     window = calendar.sessions_in_range(last - timedelta(days=int(history * 1.5) + 10), last)
     window = window[-history:]
+    if not window:
+        return []
     stored = set(
         store.query(
             "SELECT DISTINCT session FROM prices_daily WHERE session >= ? AND session <= ?",
             (window[0].isoformat(), last.isoformat()),
         )["session"]
-        if window
-        else ()
     )
-    if stored:
-        # History exists: fill gaps and new sessions, but never extend further back.
-        oldest = min(stored)
-        return [
-            day for day in window if day.isoformat() >= oldest and day.isoformat() not in stored
-        ]
-    return window
+    return [day for day in window if day.isoformat() not in stored]
 
 
 def store_bars(

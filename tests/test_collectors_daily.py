@@ -61,7 +61,10 @@ def test_every_data_time_query_in_the_config_works_on_the_stored_data(built):
 def test_first_price_run_fetches_history_later_runs_only_what_is_missing(built, calendar):
     market_db, results = built
     assert results["prices_daily"].details["sessions"] == 60
-    nxt = run("prices_daily", calendar=calendar, market_db=market_db, session=TUESDAY)
+    options = {"history_sessions": 60}
+    nxt = run(
+        "prices_daily", calendar=calendar, market_db=market_db, session=TUESDAY, options=options
+    )
     assert nxt.details["sessions"] == 1  # Monday's bars, closed before Tuesday's open
     sessions = sqlite3.connect(market_db).execute("SELECT MAX(session) FROM prices_daily")
     assert sessions.fetchone() == (MONDAY.isoformat(),)

@@ -160,3 +160,21 @@ def test_a_backfill_fetch_sees_only_its_own_past(calendar, tmp_path):
         for table in RAW_TABLES:
             newest = store.scalar(f"SELECT MAX(available_ts) FROM {table}")
             assert newest is not None and newest <= as_of_ts, table
+
+
+def test_a_backfill_after_later_sessions_reproduces_the_live_run_exactly(
+    calendar, clean_and_planted, tmp_path
+):
+    """Build two later sessions first, then Monday: its whole history window is fetched."""
+    clean, _, _ = clean_and_planted
+    later = tmp_path / "later-first.db"
+    wednesday = calendar.next_session(TUESDAY)
+    for session in (TUESDAY, wednesday, MONDAY):
+        run_daily(calendar, later, session, options=OPTIONS)
+    monday = "session = '2026-11-16'"
+    with MarketStore(clean) as live, MarketStore(later) as backfill:
+        count = f"SELECT COUNT(DISTINCT session) FROM prices_daily WHERE session < '{MONDAY}'"
+        assert backfill.scalar(count) == live.scalar(count) == OPTIONS["history_sessions"]
+        for table in ("ml_features", "signals"):
+            query = f"SELECT * FROM {table} WHERE {monday} ORDER BY symbol"
+            pd.testing.assert_frame_equal(backfill.query(query), live.query(query))
