@@ -22,10 +22,11 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,57 @@ def pipeline_config(snakemake_config: Mapping[str, Any], workflow: Any) -> Confi
     given = [str(path) for path in workflow.overwrite_configfiles]
     source = (given or files or ["config"])[-1]
     return build_config(dict(snakemake_config), source)
+
+
+def forget_sentinels_without_data(config: Config, session: date) -> list[str]:
+    """Remove the session's daily sentinels whose data is gone from the market database.
+
+    A sentinel says "built"; the market database is the record. When the
+    database was deleted or replaced (every built-in collector's sentinel is
+    then a lie), or a source's table was emptied (its ``data_time_sql`` finds
+    nothing), the sentinel is removed so Snakemake builds the task again, and
+    what depends on it after. Returns the tasks whose sentinels were removed.
+    """
+    from orchestrator import database
+
+    claimed = []
+    for task in config.pipeline.family("daily"):
+        path = config.base_dir / task.target(session)
+        record = sentinel.read_sentinel(path) or {}
+        built = record.get("status") in (
+            sentinel.SentinelStatus.SUCCESS,
+            sentinel.SentinelStatus.DEGRADED,
+        )
+        if task.collector and built and int(record.get("records_processed") or 0) > 0:
+            claimed.append((task, path))
+    if not claimed:
+        return []
+    gone = []
+    if not config.market_db.is_file():
+        gone = claimed
+    else:
+        connection = database.connect(config.market_db, readonly=True)
+        try:
+            for task, path in claimed:
+                sql = task.freshness.data_time_sql
+                if sql is None:
+                    continue
+                try:
+                    empty = connection.execute(sql).fetchone()[0] is None
+                except sqlite3.Error:
+                    empty = True  # its table is gone
+                if empty:
+                    gone.append((task, path))
+        finally:
+            connection.close()
+    for task, path in gone:
+        path.unlink(missing_ok=True)
+        print(
+            f"warning: {config.market_db} has no data for {task.name}; its sentinel for "
+            f"{session} is removed so it (and what needs it) is built again",
+            file=sys.stderr,
+        )
+    return [task.name for task, _ in gone]
 
 
 # -- the run and its failure markers ---------------------------------------------

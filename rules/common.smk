@@ -24,6 +24,8 @@ with support.exit_on_user_error():
 # on a "code change"), and each run's end hook handles only its own failures.
 os.environ["ORCHESTRATOR_CONFIG_JSON"] = str(write_effective_config(PIPELINE_CONFIG))
 RUN_ID = support.run_id(workflow.is_main_process)
+if workflow.is_main_process:
+    support.forget_sentinels_without_data(PIPELINE_CONFIG, SESSION)
 os.environ[support.RUN_ID_VARIABLE] = RUN_ID
 
 
