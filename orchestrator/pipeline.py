@@ -289,6 +289,14 @@ class Pipeline:
         ]
 
 
+def is_live(task: TaskConfig, period: Period, calendar: MarketCalendar, now: datetime) -> bool:
+    """Whether ``period`` is the task's current one: a daily task's current session, an
+    intraday task's trading day. Runs of other periods (backfills) are history only."""
+    if task.family == "daily":
+        return period.session == calendar.current_session(now)
+    return period.session == calendar.trading_day(now)
+
+
 def check_period_is_due(
     task: TaskConfig, period: Period, calendar: MarketCalendar, now: datetime
 ) -> None:

@@ -53,7 +53,7 @@ from orchestrator.clock import Clock, Sleeper, clock_for, parse_time, real_sleep
 from orchestrator.config import Config, read_effective_config
 from orchestrator.errors import PERMANENT_TASK_EXITS
 from orchestrator.logs import log_to_stderr
-from orchestrator.pipeline import Period, TaskConfig
+from orchestrator.pipeline import Period, TaskConfig, is_live
 from orchestrator.secrets import load_dotenv, redact
 from orchestrator.sentinel import SentinelStatus
 from orchestrator.status_store import Attempt, StatusStore, clean_error
@@ -352,7 +352,9 @@ def run_task(
     """Run one period of one task to the end: attempts, status, sentinel.
 
     ``run_id`` names the Snakemake run whose end hook clears a non-critical
-    failure's sentinel; without one (a direct call) the sentinel stays.
+    failure's sentinel; without one (a direct call) the sentinel stays. Only a
+    run of the task's current period changes its live status (its row of
+    ``data_pipeline_status``); a backfill's attempts go to the history alone.
     """
     clock = clock or clock_for(config.now)
     task = config.pipeline.task(task_name)
@@ -363,9 +365,11 @@ def run_task(
     _wait_until_not_before(calendar, task, period, clock, sleeper)
     started = clock()
     as_of = as_of_for(calendar, task, period, started)
-    store.mark_started(task.name, started)
+    live = is_live(task, period, calendar, started)
+    if live:
+        store.mark_started(task.name, started)
     # Whatever happens from here on, the start is paired with an end.
-    with _failure_recorded_on_crash(store, task.name, clock):
+    with _failure_recorded_on_crash(store if live else None, task.name, clock):
         env = {
             **os.environ,
             "ORCHESTRATOR_TASK": task.name,
@@ -403,9 +407,10 @@ def run_task(
         if outcome.ok:
             status = SentinelStatus.DEGRADED if degraded_inputs else SentinelStatus.SUCCESS
             records = int(outcome.result.get("records_processed") or 0)
-            store.record_success(
-                task.name, started, finished, records, degraded=bool(degraded_inputs)
-            )
+            if live:
+                store.record_success(
+                    task.name, started, finished, records, degraded=bool(degraded_inputs)
+                )
             sentinel.write_sentinel(
                 output,
                 {
@@ -427,7 +432,8 @@ def run_task(
             return RunReport(status, attempt_number, 0)
 
         error = clean_error(outcome.error or "failed")
-        store.record_failure(task.name, finished, error)
+        if live:
+            store.record_failure(task.name, finished, error)
         logger.error(
             "%s %s failed after %d attempt(s): %s", task.name, period, attempt_number, error
         )
@@ -443,7 +449,9 @@ def run_task(
 
 
 @contextmanager
-def _failure_recorded_on_crash(store: StatusStore, task: str, clock: Clock) -> Iterator[None]:
+def _failure_recorded_on_crash(
+    store: StatusStore | None, task: str, clock: Clock
+) -> Iterator[None]:
     """Record a failure if the block raises, so the task's status never stays RUNNING.
 
     An interruption (SIGTERM) is recorded by ``main`` itself.
@@ -453,7 +461,9 @@ def _failure_recorded_on_crash(store: StatusStore, task: str, clock: Clock) -> I
     except _Interrupted:
         raise
     except Exception as error:
-        store.record_failure(task, clock(), f"the runner failed: {type(error).__name__}: {error}")
+        if store is not None:
+            message = f"the runner failed: {type(error).__name__}: {error}"
+            store.record_failure(task, clock(), message)
         raise
 
 
@@ -547,9 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = run_task(config, args.task, period, calendar, run_id=run_id)
     except _Interrupted as stop:
-        StatusStore(config.status_db).record_failure(
-            args.task, datetime.now(UTC), f"interrupted by {stop}"
-        )
+        now = clock_for(config.now)()
+        if is_live(config.pipeline.task(args.task), period, calendar, now):
+            StatusStore(config.status_db).record_failure(
+                args.task, datetime.now(UTC), f"interrupted by {stop}"
+            )
         logger.error("%s %s interrupted by %s; no sentinel written", args.task, period, stop)
         return 1
     return report.exit_code

@@ -64,9 +64,21 @@ def process_gone(pid: int, within: float = 5.0) -> bool:
     return True
 
 
-def daily_config(base: Path, source: str = "test-config.yaml", **tasks: dict[str, Any]) -> Config:
-    """A config of daily tasks (each ``family: daily`` plus the given settings) in ``base``."""
-    raw = {"tasks": {name: {"family": "daily", **task} for name, task in tasks.items()}}
+def daily_config(
+    base: Path,
+    source: str = "test-config.yaml",
+    now: datetime | None = None,
+    **tasks: dict[str, Any],
+) -> Config:
+    """A config of daily tasks (each ``family: daily`` plus the given settings) in ``base``.
+
+    ``now`` pins the clock of the processes that read it (the runner's ``main``).
+    """
+    raw: dict[str, Any] = {
+        "tasks": {name: {"family": "daily", **task} for name, task in tasks.items()}
+    }
+    if now is not None:
+        raw["now"] = now.isoformat()
     return build_config(raw, source, base)
 
 

@@ -422,7 +422,8 @@ def _wait_for(path: Path, timeout: float = 10.0) -> str:
 
 def test_sigterm_to_the_runner_kills_the_task_and_records_the_failure(base: Path) -> None:
     pids = base / "pids"
-    config = daily_config(base, options={"script": fixture("hang.py"), "args": [str(pids)]})
+    hang = {"script": fixture("hang.py"), "args": [str(pids)]}
+    config = daily_config(base, now=NOW, options=hang)  # the session is live at NOW
     command, output = runner_command(config, "options")
     runner = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
     child, grandchild = (int(pid) for pid in _wait_for(pids).split())
@@ -512,3 +513,27 @@ def test_a_runner_crash_never_leaves_the_task_running(
     status = status_of(config, "news")
     assert status["status"] == "FAILED"
     assert "the runner failed: OSError" in status["last_error_message"]
+
+
+# -- backfills are history, not live status ----------------------------------------------
+
+
+def test_a_backfill_run_leaves_the_live_status_alone_and_is_kept_in_the_history(
+    base: Path,
+) -> None:
+    config = daily_config(
+        base,
+        news={"script": fixture("succeed.py")},
+        analyst={"script": fixture("flaky.py"), "args": [str(base / "c"), "9", "65"]},
+    )
+    run(config, "news")  # the live session, 2026-11-20
+    live = status_of(config, "news")
+    backfill = Period(date(2026, 11, 19))
+    report, output, _ = run(config, "news", period=backfill)
+    assert report.status == "success" and output.exists()
+    assert status_of(config, "news") == live  # unchanged: same counters, same last success
+    failed, _, _ = run(config, "analyst", period=backfill)
+    assert failed.status == "failed"
+    assert "analyst" not in StatusStore(config.status_db).task_statuses()
+    periods = [a["period"] for a in StatusStore(config.status_db).attempts()]
+    assert periods == ["2026-11-20", "2026-11-19", "2026-11-19"]
