@@ -139,7 +139,9 @@ def tier_one_running(project: Path) -> bool:
         rows = statuses(project)
     except sqlite3.Error:  # not created yet, or busy: ask again
         return False
-    return any(row["status"] == "RUNNING" for name, row in rows.items() if name != "assets")
+    # Tier 1 needs the universe; economic (tier 0, beside assets) may be about to finish.
+    tier_one = {n for n, t in project_config()["tasks"].items() if t.get("needs") == ["assets"]}
+    return any(row["status"] == "RUNNING" for name, row in rows.items() if name in tier_one)
 
 
 def finish(process: subprocess.Popen[str], within: float) -> tuple[int | None, str, str]:
