@@ -19,8 +19,7 @@ rules spell them (``snakemake -d DIR`` moves the whole tree).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
@@ -36,17 +35,6 @@ FAMILIES = ("daily", "intraday")
 TARGET_TEMPLATES = {
     "daily": "state/targets/daily/{session}/{task}.json",
     "intraday": "state/targets/intraday/{session}/{task}/{slot}.json",
-}
-_TARGET_PATTERNS = {
-    family: re.compile(
-        "^"
-        + re.escape(template)
-        .replace(r"\{session\}", r"(?P<session>\d{4}-\d{2}-\d{2})")
-        .replace(r"\{task\}", r"(?P<task>[a-z_][a-z0-9_]*)")
-        .replace(r"\{slot\}", r"(?P<slot>\d{4})")
-        + "$"
-    )
-    for family, template in TARGET_TEMPLATES.items()
 }
 LOG_TEMPLATES = {
     "daily": "state/logs/daily/{session}/{task}.log",
@@ -145,9 +133,6 @@ class Pipeline:
 
     def __iter__(self) -> Iterator[TaskConfig]:
         return iter(self.tasks.values())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.tasks
 
     def task(self, name: str) -> TaskConfig:
         try:
@@ -253,33 +238,6 @@ class Pipeline:
                 session = calendar.trading_day(now)
                 due[task.name] = Period(session, calendar.slot(now, task.interval_seconds))
         return due
-
-    def period_of_target(self, path: str) -> tuple[TaskConfig, Period] | None:
-        """The task and period a sentinel path names, or ``None`` for another file."""
-        text = path.removeprefix("./")
-        for pattern in _TARGET_PATTERNS.values():
-            match = pattern.match(text)
-            if match and match["task"] in self.tasks:
-                try:
-                    session = date.fromisoformat(match["session"])
-                except ValueError:
-                    return None
-                return self.tasks[match["task"]], Period(session, match.groupdict().get("slot"))
-        return None
-
-    def refuse_periods_not_due(
-        self, targets: Iterable[str], calendar: MarketCalendar, now: datetime
-    ) -> None:
-        """``UsageError`` naming the first target whose period is not due at ``now``.
-
-        Nothing is ever fetched for a moment later than the clock: a session
-        that is no session or has not started, an intraday slot that is not
-        one of the task's, lies outside its hours or has not begun.
-        """
-        for target in targets:
-            found = self.period_of_target(str(target))
-            if found is not None:
-                check_period_is_due(*found, calendar, now)
 
     def intraday_targets(self, calendar: MarketCalendar, now: datetime) -> list[str]:
         """The current slot's sentinel of every intraday task due at ``now``."""
