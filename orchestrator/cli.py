@@ -42,6 +42,8 @@ examples:
   orchestrator backfill --from 2026-11-02 --to 2026-11-20   every session, oldest first
   orchestrator logs prices_daily            that task's log of the current session
   orchestrator schedule install --cron      print crontab lines (also --launchd, --systemd)
+  orchestrator schedule status --systemd    are the generated files installed and current?
+  orchestrator schedule uninstall --launchd remove them (and print how to unload them)
 
 exit status: 0 ok, 1 a task failed, 2 bad usage or config, 3 already running.
 --health: 0 all green, 1 any yellow or unknown or a failed task, 2 any red or a
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "command",
         nargs="*",
         help="`health`, `summary`, `graph`, `forcerun TASK...`, `backfill`, `logs TASK`, "
-        "or `schedule install`",
+        "or `schedule install|uninstall|status`",
     )
     parser.add_argument("--dry-run", "-n", action="store_true", help="show what would run")
     parser.add_argument("--once", action="store_true", help="intraday: run one tick and exit")
@@ -245,8 +247,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         print(graph.render_dot(config.pipeline) if args.dot else graph.render_text(config.pipeline))
         return CommandExit.OK
-    if command[:2] == ["schedule", "install"]:
-        return _schedule_install(args, parser, config)
+    if command[:1] == ["schedule"]:
+        return _schedule(args, parser, config, command[1:])
     if command[:1] == ["summary"]:
         return _summary(config, args.session)
     if command[:1] == ["logs"]:
@@ -695,15 +697,23 @@ def _split_forcerun(snakemake_args: list[str]) -> tuple[tuple[str, ...], tuple[s
     return tuple(snakemake_args[:index]), tuple(snakemake_args[index + 1 :])
 
 
-def _schedule_install(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config
+def _schedule(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config, action: list[str]
 ) -> int:
+    """``schedule install|uninstall|status --launchd|--cron|--systemd``."""
+    if action not in (["install"], ["uninstall"], ["status"]):
+        parser.error("schedule needs one of: install, uninstall, status")
     kinds = [kind for kind in ("launchd", "cron", "systemd") if getattr(args, kind)]
     if len(kinds) != 1:
-        parser.error("schedule install needs exactly one of --launchd, --cron, --systemd")
-    from orchestrator.schedule import install
+        parser.error(f"schedule {action[0]} needs exactly one of --launchd, --cron, --systemd")
+    from orchestrator import schedule
 
-    install(kinds[0], config, args.dest, args.dry_run)
+    if action == ["install"]:
+        schedule.install(kinds[0], config, args.dest, args.dry_run)
+    elif action == ["uninstall"]:
+        schedule.uninstall(kinds[0], config, args.dest, args.dry_run)
+    elif not schedule.status(kinds[0], config, args.dest):
+        return CommandExit.FAILED
     return CommandExit.OK
 
 

@@ -503,3 +503,69 @@ def install(
     for line in _activation(kind, config, paths):
         echo(line)
     return paths
+
+
+def _deactivation(kind: str, config: Config, paths: list[Path]) -> list[str]:
+    if kind == "launchd":
+        return ["To unload the agents now:"] + [
+            f"  launchctl bootout gui/$(id -u)/{path.stem}" for path in paths
+        ]
+    if kind == "systemd":
+        return [
+            "To stop them (before or after removing the files):",
+            f"  systemctl --user disable --now {DAILY_UNIT}.timer {INTRADAY_UNIT}.service",
+            "  systemctl --user daemon-reload",
+        ]
+    marker = crontab_marker(config)
+    return [
+        "To take this project's block out of your crontab (other lines are kept):",
+        f"  crontab -l | sed '/^# BEGIN {marker}$/,/^# END {marker}$/d' | crontab -",
+    ]
+
+
+def _installed_paths(kind: str, config: Config, dest: Path | None) -> dict[Path, bytes]:
+    """Where ``install`` puts each file of ``kind``, and what it would write now."""
+    files = render(kind, config)
+    default = DEFAULT_DESTS.get(kind, config.state_dir / "schedule")
+    folder = Path(dest or default).expanduser().resolve()
+    return {folder / name: content for name, content in files.items()}
+
+
+def status(kind: str, config: Config, dest: Path | None = None, echo: Echo = print) -> bool:
+    """Say, per file ``install`` writes, whether it is installed and current; all current?
+
+    Only the files are checked: whether cron, launchd or systemd has loaded
+    them is the scheduler's to say (the commands are printed by ``install``).
+    """
+    current = True
+    for path, content in _installed_paths(kind, config, dest).items():
+        if not path.is_file():
+            echo(f"missing   {path}")
+            current = False
+        elif path.read_bytes() != content:
+            echo(f"outdated  {path} (run `orchestrator schedule install --{kind}` again)")
+            current = False
+        else:
+            echo(f"installed {path}")
+    return current
+
+
+def uninstall(
+    kind: str, config: Config, dest: Path | None = None, dry_run: bool = False, echo: Echo = print
+) -> list[Path]:
+    """Remove the files ``install`` wrote for ``kind``; return those removed (or to remove).
+
+    As ``install`` loads nothing, this unloads nothing: it prints the commands.
+    """
+    paths = [path for path in _installed_paths(kind, config, dest) if path.is_file()]
+    for path in paths:
+        if dry_run:
+            echo(f"would remove {path}")
+        else:
+            path.unlink()
+            echo(f"removed {path}")
+    if not paths:
+        echo(f"no {kind} files of this project are installed")
+    for line in _deactivation(kind, config, paths):
+        echo(line)
+    return paths

@@ -40,6 +40,8 @@ SESSION = "2026-11-20"  # a regular Friday
         (["--daily", "--session", "20261120"], "--session '20261120' is not a date (YYYY-MM-DD)"),
         (["summary", "--session", "garbage"], "--session 'garbage' is not a date"),
         (["--intraday", "--interval", "0.01"], "at least 1"),
+        (["schedule", "remove", "--cron"], "schedule needs one of: install, uninstall, status"),
+        (["schedule", "status"], "schedule status needs exactly one of --launchd"),
     ],
 )
 def test_bad_command_lines_exit_2_with_one_clear_message(tmp_path, args, message):

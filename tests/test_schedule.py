@@ -477,3 +477,47 @@ def test_run_intraday_passes_sigterm_to_the_loop(fake_project: Path) -> None:
         wrapper.kill()
     assert output == "stopping\n"
     assert wrapper.returncode == 7
+
+
+@pytest.mark.parametrize("kind", ["cron", "launchd", "systemd"])
+def test_status_and_uninstall_follow_what_install_wrote(
+    project: Path, tmp_path: Path, kind: str
+) -> None:
+    config = make_config(project)
+    dest = tmp_path / "dest"
+    said: list[str] = []
+    assert schedule.status(kind, config, dest, echo=said.append) is False
+    assert said and all(line.startswith("missing ") for line in said)
+
+    paths = schedule.install(kind, config, dest, False, echo=lambda _: None)
+    said.clear()
+    assert schedule.status(kind, config, dest, echo=said.append) is True
+    assert said == [f"installed {path}" for path in paths]
+
+    paths[0].write_text(paths[0].read_text() + "# edited by hand\n")
+    said.clear()
+    assert schedule.status(kind, config, dest, echo=said.append) is False
+    assert said[0].startswith(f"outdated  {paths[0]}")
+
+    said.clear()
+    assert schedule.uninstall(kind, config, dest, dry_run=True, echo=said.append) == paths
+    assert all(path.exists() for path in paths)
+    assert schedule.uninstall(kind, config, dest, echo=said.append) == paths
+    assert not any(path.exists() for path in paths)
+    assert any(line.startswith("  ") for line in said)  # how to unload it from the scheduler
+    said.clear()
+    assert schedule.uninstall(kind, config, dest, echo=said.append) == []
+    assert said[0] == f"no {kind} files of this project are installed"
+
+
+def test_the_crontab_removal_command_keeps_other_lines(project: Path, tmp_path: Path) -> None:
+    config = make_config(project)
+    (block,) = schedule.install("cron", config, tmp_path, False, echo=lambda _: None)
+    said: list[str] = []
+    schedule.uninstall("cron", config, tmp_path, echo=said.append)
+    command = said[-1].strip().replace("crontab -l", f"cat {tmp_path / 'crontab'}")
+    command = command.removesuffix("| crontab -").strip()
+    mine = block.read_text() if block.exists() else schedule.crontab_block(config)
+    (tmp_path / "crontab").write_text("0 1 * * * backup\n" + mine + "5 2 * * * other\n")
+    kept = subprocess.run(command, shell=True, capture_output=True, text=True, check=True)
+    assert kept.stdout == "0 1 * * * backup\n5 2 * * * other\n"
