@@ -285,8 +285,6 @@ def session_of_run(calendar: MarketCalendar, now: datetime, requested: date | No
     ``UsageError`` for a requested day that is no session, that lies outside
     the calendar or that has not started at ``now``.
     """
-    from orchestrator.errors import CalendarRangeError
-
     if requested is None:
         return calendar.current_session(now)
     try:
