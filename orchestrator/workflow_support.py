@@ -33,6 +33,7 @@ from typing import Any
 from orchestrator import sentinel
 from orchestrator.config import Config, build_config, read_yaml
 from orchestrator.errors import OrchestratorError
+from orchestrator.pipeline import TaskConfig
 
 RUN_ID_VARIABLE = "ORCHESTRATOR_RUN_ID"
 
@@ -66,55 +67,45 @@ def pipeline_config(snakemake_config: Mapping[str, Any], workflow: Any) -> Confi
     return build_config(dict(snakemake_config), source)
 
 
-def forget_sentinels_without_data(config: Config, session: date) -> list[str]:
-    """Remove the session's daily sentinels whose data is gone from the market database.
+def forget_sentinel_without_data(config: Config, task: TaskConfig, session: date) -> bool:
+    """Remove ``task``'s daily sentinel of ``session`` if its data is gone; whether it did.
 
     A sentinel says "built"; the market database is the record. When the
-    database was deleted or replaced (every built-in collector's sentinel is
-    then a lie), or a source's table was emptied (its ``data_time_sql`` finds
+    database was deleted or replaced (a built-in collector's sentinel is then
+    a lie), or the source's table was emptied (its ``data_time_sql`` finds
     nothing), the sentinel is removed so Snakemake builds the task again, and
-    what depends on it after. Returns the tasks whose sentinels were removed.
+    what depends on it after. Called from the daily rules' input function,
+    when Snakemake plans that job: never by intraday runs.
     """
     from orchestrator import database
 
-    claimed = []
-    for task in config.pipeline.family("daily"):
-        path = config.base_dir / task.target(session)
-        record = sentinel.read_sentinel(path) or {}
-        built = record.get("status") in (
-            sentinel.SentinelStatus.SUCCESS,
-            sentinel.SentinelStatus.DEGRADED,
-        )
-        if task.collector and built and int(record.get("records_processed") or 0) > 0:
-            claimed.append((task, path))
-    if not claimed:
-        return []
-    gone = []
-    if not config.market_db.is_file():
-        gone = claimed
-    else:
+    path = config.base_dir / task.target(session)
+    record = sentinel.read_sentinel(path) or {}
+    built = record.get("status") in (
+        sentinel.SentinelStatus.SUCCESS,
+        sentinel.SentinelStatus.DEGRADED,
+    )
+    if not (task.collector and built and int(record.get("records_processed") or 0) > 0):
+        return False
+    if config.market_db.is_file():
+        sql = task.freshness.data_time_sql
+        if sql is None:
+            return False
         connection = database.connect(config.market_db, readonly=True)
         try:
-            for task, path in claimed:
-                sql = task.freshness.data_time_sql
-                if sql is None:
-                    continue
-                try:
-                    empty = connection.execute(sql).fetchone()[0] is None
-                except sqlite3.Error:
-                    empty = True  # its table is gone
-                if empty:
-                    gone.append((task, path))
+            if connection.execute(sql).fetchone()[0] is not None:
+                return False
+        except sqlite3.Error:
+            pass  # its table is gone
         finally:
             connection.close()
-    for task, path in gone:
-        path.unlink(missing_ok=True)
-        print(
-            f"warning: {config.market_db} has no data for {task.name}; its sentinel for "
-            f"{session} is removed so it (and what needs it) is built again",
-            file=sys.stderr,
-        )
-    return [task.name for task, _ in gone]
+    path.unlink(missing_ok=True)
+    print(
+        f"warning: {config.market_db} has no data for {task.name}; its sentinel for "
+        f"{session} is removed so it (and what needs it) is built again",
+        file=sys.stderr,
+    )
+    return True
 
 
 # -- the run and its failure markers ---------------------------------------------

@@ -24,8 +24,6 @@ with support.exit_on_user_error():
 # on a "code change"), and each run's end hook handles only its own failures.
 os.environ["ORCHESTRATOR_CONFIG_JSON"] = str(write_effective_config(PIPELINE_CONFIG))
 RUN_ID = support.run_id(workflow.is_main_process)
-if workflow.is_main_process:
-    support.forget_sentinels_without_data(PIPELINE_CONFIG, SESSION)
 os.environ[support.RUN_ID_VARIABLE] = RUN_ID
 
 
@@ -62,9 +60,10 @@ def get_intraday_targets():
 def get_needs_targets(task):
     """Input function of ``task``'s rule: its needs' sentinels for the same period.
 
-    It is where Snakemake first meets a job's period, so a period that is not
-    due yet (a future session, a slot outside the task's hours) stops the run
-    here, before any job starts.
+    It is where Snakemake first meets a job's period, before it decides whether
+    the job must run: a period that is not due yet (a future session, a slot
+    outside the task's hours) stops the run here, and a daily sentinel whose
+    data is gone from the market database is removed, so the job runs.
     """
 
     def needs_targets(wildcards):
@@ -72,6 +71,10 @@ def get_needs_targets(task):
             session = date.fromisoformat(wildcards.session)
             period = Period(session, wildcards.get("slot"))
             check_period_is_due(PIPELINE.task(task), period, CALENDAR, NOW)
+        if period.slot is None and workflow.is_main_process:
+            support.forget_sentinel_without_data(
+                PIPELINE_CONFIG, PIPELINE.task(task), session
+            )
         return PIPELINE.input_targets(task, period)
 
     return needs_targets
