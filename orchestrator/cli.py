@@ -205,14 +205,14 @@ def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_usage(args, parser)
-    from orchestrator.errors import ConfigError, OrchestratorError, UsageError
+    from orchestrator.errors import ConfigError, OrchestratorError, StateError, UsageError
 
     try:
         return _dispatch(args, parser)
     except ConfigError as error:
         print(f"orchestrator: bad configuration: {error}", file=sys.stderr)
         return CommandExit.USAGE
-    except UsageError as error:
+    except (UsageError, StateError) as error:
         print(f"orchestrator: {error}", file=sys.stderr)
         return CommandExit.USAGE
     except OrchestratorError as error:
@@ -239,7 +239,10 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from orchestrator.config import load_config
 
     config = load_config(config_path)
+    from orchestrator.state_check import check_state
+
     if args.check_config:
+        check_state(config)
         print(f"{config_path}: valid ({len(config.pipeline.tasks)} tasks)")
         return CommandExit.OK
     if command == ["graph"]:
@@ -249,12 +252,13 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return CommandExit.OK
     if command[:1] == ["schedule"]:
         return _schedule(args, parser, config, command[1:])
+    if command and command[0] not in ("summary", "logs", "forcerun", "backfill"):
+        parser.error(f"unknown command {' '.join(command)!r}")
+    if command[:1] == ["logs"]:
+        return _logs(config, command[1:], args)  # log files only: no database
+    check_state(config)
     if command[:1] == ["summary"]:
         return _summary(config, args.session)
-    if command[:1] == ["logs"]:
-        return _logs(config, command[1:], args)
-    if command and command[0] not in ("forcerun", "backfill"):
-        parser.error(f"unknown command {' '.join(command)!r}")
     from orchestrator.logs import log_to_console_and_file
 
     log_to_console_and_file(config.logs_dir)

@@ -32,6 +32,7 @@ from orchestrator.errors import ConfigError, PermanentError, TaskExit, Transient
 from orchestrator.logs import log_to_stderr
 from orchestrator.market_calendar import load_calendar
 from orchestrator.secrets import redact
+from orchestrator.state_check import damaged_database
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.OperationalError as error:
         _write_result({"error": redact(f"database: {error}")})
         return TaskExit.TRANSIENT if _is_transient_sqlite(error) else TaskExit.SOFTWARE
+    except sqlite3.DatabaseError as error:
+        damage = damaged_database(Path(os.environ.get("ORCHESTRATOR_MARKET_DB", "")), error)
+        _write_result({"error": redact(str(damage or f"database: {error}"))})
+        return TaskExit.CONFIG if damage else TaskExit.SOFTWARE
     except ConfigError as error:
         _write_result({"error": redact(str(error))})
         return TaskExit.CONFIG

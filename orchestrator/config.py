@@ -152,9 +152,16 @@ def _strict_loader() -> type:
 def read_yaml(path: Path) -> dict[str, Any]:
     """Parse ``path`` strictly; syntax errors and duplicate keys become ``ConfigError``."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(path, "", f"cannot read the file ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            path,
+            "",
+            f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+            f"{error.start}): save it as UTF-8",
+        ) from None
     import yaml
 
     try:

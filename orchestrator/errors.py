@@ -39,6 +39,10 @@ class UsageError(OrchestratorError):
     """The command line is wrong (conflicting flags, a date that is not a session)."""
 
 
+class StateError(OrchestratorError):
+    """A file or folder under ``state/`` cannot be used (read-only, not a database)."""
+
+
 class TaskError(OrchestratorError):
     """A task attempt failed."""
 
@@ -89,7 +93,7 @@ class CommandExit(IntEnum):
 
     OK = 0
     FAILED = 1  # a task failed
-    USAGE = 2  # bad usage or bad configuration
+    USAGE = 2  # bad usage, bad configuration or unusable state
     ALREADY_RUNNING = 3  # another run of the same kind holds the lock
     INTERRUPTED = 130
 

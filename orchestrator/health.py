@@ -55,6 +55,7 @@ from orchestrator.freshness import (
 )
 from orchestrator.market_calendar import MarketCalendar, load_calendar
 from orchestrator.pipeline import Pipeline, TaskConfig
+from orchestrator.state_check import check_state, damaged_database
 from orchestrator.status_store import TaskStatus
 
 # In the order of the summary line.
@@ -170,13 +171,22 @@ def read_status_rows(status_db: Path) -> tuple[dict[str, dict[str, Any]], list[s
 
 
 def _query_data_time(
-    connection: sqlite3.Connection | None, sql: str, market_db: Path
+    connection: sqlite3.Connection | None, sql: str, market_db: Path, now: datetime
 ) -> tuple[datetime | None, str | None]:
-    """The newest data time ``sql`` returns, or None with the reason."""
+    """The newest data time ``sql`` returns, or None with the reason.
+
+    ``:now`` in ``sql`` is bound to ``now`` (epoch seconds), so a check at a
+    replayed moment ignores rows stored by later runs.
+    """
     if connection is None:
         return None, f"no market database yet ({market_db})"
     try:
-        row = connection.execute(sql).fetchone()
+        row = connection.execute(sql, {"now": int(now.timestamp())}).fetchone()
+    except sqlite3.DatabaseError as error:
+        damage = damaged_database(market_db, error)
+        if damage:
+            raise damage from None
+        return None, f"data_time_sql failed: {error}"
     except sqlite3.Error as error:
         return None, f"data_time_sql failed: {error}"
     if row is None or row[0] is None:
@@ -265,7 +275,7 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
             reason: str | None
             if freshness.data_time_sql:
                 data_time, reason = _query_data_time(
-                    market, freshness.data_time_sql, config.market_db
+                    market, freshness.data_time_sql, config.market_db, now
                 )
                 basis = "data" if data_time else None
             else:
@@ -515,11 +525,12 @@ def main_health(
     ``now`` defaults to the config's pinned ``now`` (a replay), else the wall
     clock. ``stream`` defaults to ``sys.stdout``; colour is used only when it
     is a terminal and ``NO_COLOR`` is unset. Raises ``OrchestratorError``
-    (``ConfigError``, ``CalendarRangeError``, ``HealthError``) with one
+    (``ConfigError``, ``CalendarRangeError``, ``HealthError``, ``StateError``) with one
     sentence when no report can be made.
     """
     out = sys.stdout if stream is None else stream
     config = load_config_cached(config_path)
+    check_state(config)
     moment = now or config.now or datetime.now(UTC)
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"naive datetime {moment!r}: pass a timezone-aware time")

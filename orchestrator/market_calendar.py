@@ -25,6 +25,7 @@ import os
 import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -376,7 +377,8 @@ def load_calendar(name: str, cache_dir: Path) -> MarketCalendar:
 
     def rebuild() -> MarketCalendar:
         payload = _build_from_exchange_calendars(name)
-        write_atomically(path, json.dumps(payload))
+        with suppress(OSError):  # a cache that cannot be written is built again next time
+            write_atomically(path, json.dumps(payload))
         return _from_payload(payload, rebuild=None)
 
     try:

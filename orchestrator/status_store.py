@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import database
+from orchestrator.clock import parse_time
 from orchestrator.secrets import redact
 
 INITIALISE_ATTEMPTS = 50
@@ -149,9 +150,18 @@ class StatusStore:
             (task,),
         )
 
-    def mark_started(self, task: str, now: datetime) -> None:
-        """Record that ``task`` started; counters are left as they are."""
+    def mark_started(self, task: str, now: datetime) -> bool:
+        """Record that ``task`` started, unless its live status holds a later start.
+
+        Counters are left as they are. A start earlier than the recorded one is
+        a replay of a past moment: nothing changes and the answer is False.
+        """
         with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT last_run_start FROM data_pipeline_status WHERE task_name = ?", (task,)
+            ).fetchone()
+            if row and row[0] and parse_time(row[0]) > now:
+                return False
             connection.execute(
                 "INSERT INTO data_pipeline_status (task_name, last_run_start, status, updated_at) "
                 "VALUES (?, ?, ?, ?) "
@@ -159,6 +169,7 @@ class StatusStore:
                 "status = excluded.status, updated_at = excluded.updated_at",
                 (task, _iso(now), TaskStatus.RUNNING, _iso(now)),
             )
+        return True
 
     def record_attempt(self, attempt: Attempt) -> None:
         """Append one attempt to the history."""

@@ -43,7 +43,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -365,9 +365,9 @@ def run_task(
     _wait_until_not_before(calendar, task, period, clock, sleeper)
     started = clock()
     as_of = as_of_for(calendar, task, period, started)
-    live = is_live(task, period, calendar, started)
-    if live:
-        store.mark_started(task.name, started)
+    # A replay of an earlier moment (a pinned past `now`) leaves the live status
+    # alone: it may only move forward in time.
+    live = is_live(task, period, calendar, started) and store.mark_started(task.name, started)
     # Whatever happens from here on, the start is paired with an end.
     with _failure_recorded_on_crash(store if live else None, task.name, clock):
         env = {
@@ -452,13 +452,12 @@ def run_task(
 def _failure_recorded_on_crash(
     store: StatusStore | None, task: str, clock: Clock
 ) -> Iterator[None]:
-    """Record a failure if the block raises, so the task's status never stays RUNNING.
-
-    An interruption (SIGTERM) is recorded by ``main`` itself.
-    """
+    """Record a failure if the block raises, so the task's status never stays RUNNING."""
     try:
         yield
-    except _Interrupted:
+    except _Interrupted as stop:
+        if store is not None:
+            store.record_failure(task, clock(), f"interrupted by {stop}")
         raise
     except Exception as error:
         if store is not None:
@@ -557,11 +556,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = run_task(config, args.task, period, calendar, run_id=run_id)
     except _Interrupted as stop:
-        now = clock_for(config.now)()
-        if is_live(config.pipeline.task(args.task), period, calendar, now):
-            StatusStore(config.status_db).record_failure(
-                args.task, datetime.now(UTC), f"interrupted by {stop}"
-            )
         logger.error("%s %s interrupted by %s; no sentinel written", args.task, period, stop)
         return 1
     return report.exit_code

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import sentinel
+from orchestrator.clock import parse_time
 from orchestrator.config import Config, build_config, read_yaml
 from orchestrator.errors import OrchestratorError
 from orchestrator.pipeline import TaskConfig
@@ -91,9 +92,14 @@ def forget_sentinel_without_data(config: Config, task: TaskConfig, session: date
         sql = task.freshness.data_time_sql
         if sql is None:
             return False
+        # The rows this build stored were all available when it finished.
+        finished = parse_time(record.get("finished_at")) or datetime.now(UTC)
         connection = database.connect(config.market_db, readonly=True)
         try:
-            if connection.execute(sql).fetchone()[0] is not None:
+            if (
+                connection.execute(sql, {"now": int(finished.timestamp())}).fetchone()[0]
+                is not None
+            ):
                 return False
         except sqlite3.Error:
             pass  # its table is gone

@@ -9,12 +9,15 @@ from orchestrator.clock import clock_for
 from orchestrator.config import write_effective_config
 from orchestrator.market_calendar import load_calendar
 from orchestrator.pipeline import Period, check_period_is_due, session_of_run
+from orchestrator.state_check import check_state
 
-# A user's mistake (bad config, a session that is no trading day, a date past the
-# calendar's range) stops here with one line naming it, not a traceback.
+# A user's mistake (bad config, unusable state/, a session that is no trading day,
+# a date past the calendar's range) stops here with one line naming it, not a traceback.
 with support.exit_on_user_error():
     PIPELINE_CONFIG = support.pipeline_config(config, workflow)
     PIPELINE = PIPELINE_CONFIG.pipeline
+    if workflow.is_main_process:
+        check_state(PIPELINE_CONFIG)
     CALENDAR = load_calendar(PIPELINE_CONFIG.calendar_name, PIPELINE_CONFIG.cache_dir)
     NOW = clock_for(PIPELINE_CONFIG.now)()
     SESSION = session_of_run(CALENDAR, NOW, PIPELINE_CONFIG.session)

@@ -93,7 +93,7 @@ def test_shipped_config_loads_with_scripts_in_place_of_collectors(workdir: Path)
     assert fundamentals.max_runtime_seconds == 600  # from defaults
 
     assert config.pipeline.task("earnings").not_before == time(9, 33, 30)
-    assert config.pipeline.task("fundamentals").freshness.green == 86400
+    assert config.pipeline.task("fundamentals").freshness.green == 100 * 86400  # "100d"
     assert config.pipeline.task("options").freshness.clock == "market"
 
     price = config.pipeline.task("price_data")

@@ -6,9 +6,12 @@ Real collectors on a 5-symbol synthetic market, real ``orchestrator`` and
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from datetime import datetime
 
 import pytest
+import yaml
 from workflow_project import (
     FRIDAY_MORNING,
     daily_sentinel,
@@ -61,3 +64,32 @@ def test_an_emptied_table_rebuilds_its_task_and_what_needs_it(built):
     assert daily_sentinel(built, SESSION, "news").stat().st_mtime_ns != before["news"]
     assert count(built, "news") > 0
     assert "localrule sentiment" in result.stdout + result.stderr  # downstream followed
+
+
+def health(project):
+    result = orchestrator(project, "--health", "--json")
+    return result.returncode, {s["task"]: s for s in json.loads(result.stdout)["sources"]}
+
+
+def test_a_source_with_no_stored_rows_is_unknown_however_recently_it_ran(built):
+    _, sources = health(built)
+    assert sources["economic"]["status"] == "GREEN"
+    assert sources["economic"]["basis"] == "data"
+    with sqlite3.connect(built / "state" / "market.db") as connection:
+        connection.execute("DELETE FROM economic_series")
+    _, sources = health(built)
+    assert sources["economic"]["status"] == "UNKNOWN"
+    assert sources["economic"]["message"] == "no data stored yet"
+
+
+def test_a_check_at_a_replayed_moment_ignores_rows_stored_after_it(built):
+    config_file = built / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["now"] = "2026-11-25T12:00:00-05:00"  # Wednesday, before Friday's build
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    _, sources = health(built)
+    wednesday_noon = datetime.fromisoformat(config["now"])
+    for source in sources.values():
+        if source["data_time"] is not None:
+            assert datetime.fromisoformat(source["data_time"]) <= wednesday_noon, source
+    assert sources["signals"]["status"] == "UNKNOWN"  # Friday's signals are its future

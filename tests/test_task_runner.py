@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -537,3 +537,15 @@ def test_a_backfill_run_leaves_the_live_status_alone_and_is_kept_in_the_history(
     assert "analyst" not in StatusStore(config.status_db).task_statuses()
     periods = [a["period"] for a in StatusStore(config.status_db).attempts()]
     assert periods == ["2026-11-20", "2026-11-19", "2026-11-19"]
+
+
+def test_a_replay_at_an_earlier_moment_of_the_session_leaves_the_live_status_alone(
+    base: Path,
+) -> None:
+    config = daily_config(base, news={"script": fixture("succeed.py")})
+    run(config, "news", now=NOW + timedelta(hours=2))  # the live run, at noon
+    live = status_of(config, "news")
+    report, output, _ = run(config, "news", now=NOW)  # replayed at 10:00, same session
+    assert report.status == "success" and output.exists()
+    assert status_of(config, "news") == live
+    assert len(StatusStore(config.status_db).attempts("news")) == 2  # both in the history
