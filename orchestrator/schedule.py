@@ -23,7 +23,10 @@ too often, but must never be missing at or after the start time:
 - missed firings: systemd's ``Persistent=true`` runs one at boot, launchd runs
   one missed in sleep on wake and the daily agent also runs at load (login);
   the ``--scheduled`` check makes a late run build the day's session only if it
-  is a session day. Cron runs nothing it missed.
+  is a session day. Cron runs nothing it missed, so its block adds retry
+  lines: every ``DAILY_RETRY_MINUTES`` after the start for six hours, which
+  build the session if the start was missed or failed and are no-ops once it
+  is built. systemd restarts a failed daily service on the same rhythm.
 
 Every path in an entry is absolute (cron and launchd start jobs with a bare
 environment elsewhere). Entries are regenerated, never edited: run
@@ -66,6 +69,11 @@ DAILY_LOG = "scheduler-daily.log"
 INTRADAY_LOG = "scheduler-intraday.log"
 HORIZON_DAYS = 366  # a year from today holds every DST change of both zones
 INTRADAY_CRON_MINUTES = 5
+# A missed or failed daily run is tried again every 15 minutes for 6 hours
+# (09:45 to 15:15 ET): the same session, before the close. A built session
+# makes each retry a cheap no-op.
+DAILY_RETRY_MINUTES = 15
+DAILY_RETRY_COUNT = 23
 RESTART_SECONDS = 30
 DEFAULT_DESTS = {
     "launchd": Path("~/Library/LaunchAgents"),
@@ -260,17 +268,46 @@ def launchd_plists(
 # -- cron -------------------------------------------------------------------------
 
 
-def _cron_days(weekdays: Iterable[int]) -> str:
-    values = sorted(set(weekdays))
-    if values == list(range(7)):
+CronFields = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+
+
+def daily_retry_times(when: LocalTime) -> list[CronFields]:
+    """``(minutes, hours, weekdays)`` cron fields of the retries after the start ``when``.
+
+    Retries past local midnight fall on the next local weekdays.
+    """
+    hours_by_minutes: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = {}
+    minutes_by_hour: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+    for retry in range(1, DAILY_RETRY_COUNT + 1):
+        day_shift, minute_of_day = divmod(
+            when.hour * 60 + when.minute + retry * DAILY_RETRY_MINUTES, 24 * 60
+        )
+        weekdays = tuple(sorted((day + day_shift) % 7 for day in when.weekdays))
+        hour, minute = divmod(minute_of_day, 60)
+        minutes_by_hour.setdefault((hour, weekdays), []).append(minute)
+    for (hour, weekdays), minutes in minutes_by_hour.items():
+        hours_by_minutes.setdefault((tuple(minutes), weekdays), []).append(hour)
+    return [
+        (minutes, tuple(hours), weekdays) for (minutes, weekdays), hours in hours_by_minutes.items()
+    ]
+
+
+def _cron_list(values: Iterable[int], everything: range) -> str:
+    """``1-5``, ``0,15,30``, ``*``: cron's shortest spelling of a set of values."""
+    ordered = sorted(set(values))
+    if ordered == list(everything):
         return "*"
     runs: list[list[int]] = []
-    for value in values:
+    for value in ordered:
         if runs and value == runs[-1][1] + 1:
             runs[-1][1] = value
         else:
             runs.append([value, value])
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _cron_days(weekdays: Iterable[int]) -> str:
+    return _cron_list(weekdays, range(7))
 
 
 def _cron_word(path: Path) -> str:
@@ -311,10 +348,22 @@ def crontab_block(
         "# nothing when it is not time, so extra firings are no-ops. A running intraday",
         "# loop holds a lock: the 5-minute keep-alive then exits at once.",
     ]
-    for when in daily_local_times(config, zone, start):
+    starts = daily_local_times(config, zone, start)
+    for when in starts:
         lines.append(f"{when.minute} {when.hour} * * {_cron_days(when.weekdays)} {run_daily}")
-    weekdays = _cron_days(intraday_local_weekdays(config, zone, start))
-    lines.append(f"*/{INTRADAY_CRON_MINUTES} * * * {weekdays} {run_intraday}")
+    lines.append(
+        f"# Retries: every {DAILY_RETRY_MINUTES} minutes after the start; no-ops once "
+        "the session is built."
+    )
+    retries = {
+        f"{_cron_list(minutes, range(60))} {_cron_list(hours, range(24))} * * "
+        f"{_cron_days(weekdays)} {run_daily}": None
+        for when in starts
+        for minutes, hours, weekdays in daily_retry_times(when)
+    }
+    lines.extend(retries)
+    intraday_days = _cron_days(intraday_local_weekdays(config, zone, start))
+    lines.append(f"*/{INTRADAY_CRON_MINUTES} * * * {intraday_days} {run_intraday}")
     lines.append(f"@reboot {run_intraday}")
     lines.append(f"# END {marker}")
     return "\n".join(lines) + "\n"
@@ -369,12 +418,19 @@ def systemd_units(config: Config) -> dict[str, str]:
     start = start.replace(microsecond=0)
     on_calendar = f"Mon..Fri *-*-* {start:%H:%M:%S} {config.timezone}"
     daily_service: UnitSections = {
-        "Unit": {"Description": f"Market pipeline: daily run ({root})"},
+        "Unit": {
+            "Description": f"Market pipeline: daily run ({root})",
+            "StartLimitIntervalSec": DAILY_RETRY_MINUTES * 60 * (DAILY_RETRY_COUNT + 2),
+            "StartLimitBurst": DAILY_RETRY_COUNT + 1,
+        },
         "Service": {
             "Type": "oneshot",
             "WorkingDirectory": _systemd_path(root),
             "ExecStart": _systemd_exec(daily),
             "Environment": "PYTHONUNBUFFERED=1",
+            # A failed run is tried again within the session, as cron's retry lines do.
+            "Restart": "on-failure",
+            "RestartSec": DAILY_RETRY_MINUTES * 60,
         },
     }
     daily_timer: UnitSections = {

@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -177,18 +178,48 @@ def cron_fires(fields: tuple[set[int], ...], local: datetime) -> bool:
     )
 
 
+def daily_starts_and_retries(text: str) -> tuple[list[Any], list[Any]]:
+    starts, retries = text.split("# Retries")
+    return tuple(  # type: ignore[return-value]
+        [fields for fields, command in parse_cron(part) if "run-daily" in command]
+        for part in (starts, retries.split("\n", 1)[1])
+    )
+
+
 @pytest.mark.parametrize("zone", sorted(EXPECTED))
 def test_cron_daily_lines_fire_at_every_exchange_start(project: Path, zone: str) -> None:
     config = make_config(project)
     text = schedule.crontab_block(config, zone, start=YEAR)
-    daily = [fields for fields, command in parse_cron(text) if "run-daily" in command]
-    assert {(min(f[1]), min(f[0])) for f in daily} == set(EXPECTED[zone])  # type: ignore[index]
+    daily, _ = daily_starts_and_retries(text)
+    assert {(min(f[1]), min(f[0])) for f in daily} == set(EXPECTED[zone])
     exchange, local = ZoneInfo("America/New_York"), ZoneInfo(zone)
     for offset in range(365):
         day = YEAR + timedelta(days=offset)
         start = datetime.combine(day, time(9, 30), exchange).astimezone(local)
-        firing = sum(cron_fires(fields, start) for fields in daily)  # type: ignore[arg-type]
+        firing = sum(cron_fires(fields, start) for fields in daily)
         assert firing == (1 if day.weekday() < 5 else 0), f"{day} {start}"
+
+
+@pytest.mark.parametrize("zone", sorted(EXPECTED))
+def test_cron_retries_a_missed_or_failed_daily_run_until_mid_afternoon(
+    project: Path, zone: str
+) -> None:
+    text = schedule.crontab_block(make_config(project), zone, start=YEAR)
+    _, retries = daily_starts_and_retries(text)
+    exchange, local = ZoneInfo("America/New_York"), ZoneInfo(zone)
+    every = timedelta(minutes=schedule.DAILY_RETRY_MINUTES)
+    for offset in range(0, 365, 3):
+        day = YEAR + timedelta(days=offset)
+        start = datetime.combine(day, time(9, 30), exchange)
+        if day.weekday() >= 5:
+            continue
+        for retry in range(1, schedule.DAILY_RETRY_COUNT + 1):
+            moment = (start + retry * every).astimezone(local)
+            assert any(cron_fires(fields, moment) for fields in retries), f"{moment}"
+            between = moment + timedelta(minutes=7)
+            assert not any(cron_fires(fields, between) for fields in retries), f"{between}"
+        last = (start + schedule.DAILY_RETRY_COUNT * every).astimezone(exchange)
+        assert last.time() == time(15, 15)  # before the close
 
 
 def test_cron_block_commands_and_header(project: Path) -> None:
@@ -311,6 +342,7 @@ def test_systemd_units(project: Path) -> None:
     assert daily["Type"] == "oneshot"
     assert daily["ExecStart"] == f'"{root}/scripts/run-daily"'
     assert daily["WorkingDirectory"] == str(root)
+    assert (daily["Restart"], daily["RestartSec"]) == ("on-failure", "900")  # retried in-session
     timer = units["market-pipeline-daily.timer"]
     assert timer["Timer"]["OnCalendar"] == "Mon..Fri *-*-* 09:30:00 America/New_York"
     assert timer["Timer"]["Persistent"] == "true"
@@ -434,7 +466,7 @@ def fake_project(project: Path) -> Path:
 @pytest.mark.parametrize(
     ("name", "args", "exits"),
     [
-        ("run-daily", "--daily --scheduled", {0: 0, 1: 1, 3: 3}),
+        ("run-daily", "--daily --scheduled", {0: 0, 1: 1, 3: 0, 2: 2}),
         ("run-intraday", "--intraday", {0: 0, 1: 1, 3: 0, 2: 2}),
     ],
 )
