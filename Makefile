@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint bench soak clean clean-state
+.PHONY: setup run test test-fast lint bench soak docs clean clean-state
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
@@ -42,6 +42,10 @@ bench: setup
 
 soak: setup
 	$(BIN)/python bench/soak.py
+
+# The market database reference, generated from the store's table definitions.
+docs: setup
+	$(BIN)/python -m collectors.market_schema_doc > docs/market-database.md
 
 # Build products only: the virtualenv and tool caches. Never the collected data.
 clean:

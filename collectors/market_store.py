@@ -50,6 +50,7 @@ class TableSpec:
     non_negative: tuple[str, ...] = ()
     symbol_column: str | None = "symbol"
     time_column: str = "available_ts"  # compared with as_of: nothing from the future
+    about: str = ""  # what a row is and when it became knowable (docs/market-database.md)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -88,6 +89,9 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                  ("exchange", "TEXT"), ("available_ts", "INTEGER"), ("confirmed_ts", "INTEGER")),
                 ("symbol",),
                 symbol_column=None,
+                about=('The universe: one row per symbol. `available_ts` is when the symbol was '
+                 'first listed by the provider; `confirmed_ts` the last run that saw it '
+                 '(the assets source ages from it).'),
             ),
             TableSpec(
                 "prices_daily",
@@ -97,6 +101,8 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                 prices=("open", "high", "low", "close", "split_ratio"),
                 ohlc=True,
                 non_negative=("volume", "dividend"),
+                about=("One daily bar per symbol and session, split- and dividend-annotated. "
+                 "Available at the session's close."),
             ),
             TableSpec(
                 "intraday_bars",
@@ -106,6 +112,8 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                 prices=("open", "high", "low", "close"),
                 ohlc=True,
                 non_negative=("volume",),
+                about=("Minute bars. `bar_ts` is the bar's start; available at its end plus the "
+                 "feed's delay."),
             ),
             TableSpec(
                 "fundamentals",
@@ -116,6 +124,8 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                 ("symbol", "period_end"),
                 prices=("shares_outstanding",),
                 non_negative=("total_assets", "total_debt"),
+                about=('Quarterly figures as filed. Available from the filing; a restatement is '
+                 'a new filing, never an overwrite.'),
             ),
             TableSpec(
                 "insider_trades",
@@ -124,6 +134,7 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                  ("price", "REAL"), ("value", "REAL"), ("available_ts", "INTEGER")),
                 ("symbol", "filing_id"),
                 prices=("price", "shares"),
+                about=("Insider transactions (Form 4). Available from the filing's acceptance."),
             ),
             TableSpec(
                 "analyst_ratings",
@@ -132,6 +143,7 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                  ("available_ts", "INTEGER")),
                 ("symbol", "rating_id"),
                 prices=("price_target",),
+                about=('Rating changes and price targets. Available when published.'),
             ),
             TableSpec(
                 "economic_series",
@@ -139,12 +151,15 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                  ("available_ts", "INTEGER")),
                 ("series", "period"),
                 symbol_column=None,
+                about=('Macro observations by series and period. Available from the release of '
+                 'the value (its vintage).'),
             ),
             TableSpec(
                 "news",
                 (("article_id", "TEXT"), ("symbol", "TEXT"), ("headline", "TEXT"),
                  ("source", "TEXT"), ("available_ts", "INTEGER")),
                 ("article_id",),
+                about=('Headlines per symbol. Available at publication.'),
             ),
             TableSpec(
                 "news_sentiment",
@@ -152,6 +167,7 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                  ("positive", "REAL"), ("negative", "REAL"), ("neutral", "REAL"),
                  ("available_ts", "INTEGER")),
                 ("article_id",),
+                about=('Sentiment scores of each news item. Available when the item is.'),
             ),
             TableSpec(
                 "options_chain",
@@ -162,12 +178,15 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                 ("symbol", "session", "expiry", "strike", "option_type"),
                 prices=("strike", "spot", "ask", "mid", "implied_vol"),
                 non_negative=("bid", "open_interest"),
+                about=("End-of-day option quotes and greeks per contract. Available at the "
+                 "session's close."),
             ),
             TableSpec(
                 "earnings_calendar",
                 (("symbol", "TEXT"), ("fiscal_period", "TEXT"), ("report_date", "TEXT"),
                  ("timing", "TEXT"), ("eps_estimate", "REAL"), ("available_ts", "INTEGER")),
                 ("symbol", "fiscal_period"),
+                about=('Announced report dates and estimates. Available when announced.'),
             ),
             TableSpec(
                 "earnings_results",
@@ -175,6 +194,7 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                  ("eps_actual", "REAL"), ("eps_estimate", "REAL"), ("surprise_pct", "REAL"),
                  ("available_ts", "INTEGER")),
                 ("symbol", "fiscal_period"),
+                about=('Reported EPS against the estimate. Available at the report.'),
             ),
             TableSpec(
                 "ml_features",
@@ -191,6 +211,8 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                  ("as_of_ts", "INTEGER")),
                 ("symbol", "session"),
                 time_column="as_of_ts",
+                about=("Derived: one feature row per symbol and session, computed at `as_of_ts` "
+                 "(the session's open) from rows available by then."),
             ),
             TableSpec(
                 "signals",
@@ -199,6 +221,8 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                  ("as_of_ts", "INTEGER")),
                 ("symbol", "session"),
                 time_column="as_of_ts",
+                about=("Derived: the daily trading signal per symbol and session, from that "
+                 "session's features."),
             ),
             TableSpec(
                 "intraday_features",
@@ -210,6 +234,8 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                  ("session_open", "REAL"), ("cum_volume", "REAL"), ("cum_price_volume", "REAL"),
                  ("available_ts", "INTEGER")),
                 ("symbol", "bar_ts"),
+                about=("Derived: per-minute features of each symbol's bars, available with the "
+                 "bar they describe."),
             ),
             TableSpec(
                 "intraday_signals",
@@ -218,12 +244,13 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                  ("inputs_json", "TEXT"), ("max_input_ts", "INTEGER"), ("as_of_ts", "INTEGER")),
                 ("symbol", "session", "slot"),
                 time_column="as_of_ts",
+                about=('Derived: the signal of each five-minute slot, computed at its end.'),
             ),
         )
     }
 )  # fmt: skip
 
-_QUARANTINE_SQL = """
+QUARANTINE_SQL = """
 CREATE TABLE IF NOT EXISTS quarantine (
     source TEXT NOT NULL, table_name TEXT NOT NULL, natural_key TEXT NOT NULL,
     reason TEXT NOT NULL, payload TEXT NOT NULL, quarantined_ts INTEGER NOT NULL,
@@ -280,7 +307,7 @@ class MarketStore:
         with self.transaction():
             for spec in TABLES.values():
                 self.connection.execute(spec.create_sql())
-            self.connection.execute(_QUARANTINE_SQL)
+            self.connection.execute(QUARANTINE_SQL)
             for statement in _INDEXES:
                 self.connection.execute(statement)
 

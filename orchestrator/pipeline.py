@@ -124,6 +124,11 @@ class Period:
     def __str__(self) -> str:
         return f"{self.session}/{self.slot}" if self.slot else str(self.session)
 
+    @property
+    def label(self) -> str:
+        """For people: ``2026-11-27`` or ``14:35`` (an intraday slot's session is today's)."""
+        return f"{self.slot[:2]}:{self.slot[2:]}" if self.slot else str(self.session)
+
 
 @dataclass(frozen=True)
 class Pipeline:

@@ -160,7 +160,8 @@ class StatusStore:
             row = connection.execute(
                 "SELECT last_run_start FROM data_pipeline_status WHERE task_name = ?", (task,)
             ).fetchone()
-            if row and row[0] and parse_time(row[0]) > now:
+            recorded = parse_time(row[0]) if row else None
+            if recorded is not None and recorded > now:
                 return False
             connection.execute(
                 "INSERT INTO data_pipeline_status (task_name, last_run_start, status, updated_at) "

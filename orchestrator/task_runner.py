@@ -52,7 +52,7 @@ from orchestrator import sentinel
 from orchestrator.clock import Clock, Sleeper, clock_for, parse_time, real_sleep
 from orchestrator.config import Config, read_effective_config
 from orchestrator.errors import PERMANENT_TASK_EXITS
-from orchestrator.logs import log_to_stderr
+from orchestrator.logs import CONSOLE, log_to_task_log_and_console
 from orchestrator.pipeline import Period, TaskConfig, is_live
 from orchestrator.secrets import load_dotenv, redact
 from orchestrator.sentinel import SentinelStatus
@@ -335,7 +335,11 @@ def _wait_until_not_before(
     wait = (start - clock()).total_seconds()
     if wait > 0:
         logger.info(
-            "%s: waiting %.0f s until its not-before time %s", task.name, wait, task.not_before
+            "%s: waiting %.0f s until its not-before time %s",
+            task.name,
+            wait,
+            task.not_before,
+            extra=CONSOLE,
         )
         sleeper(wait)
 
@@ -424,10 +428,11 @@ def run_task(
             logger.info(
                 "%s %s: %s, %d records in %.1f s",
                 task.name,
-                period,
+                period.label,
                 status,
                 records,
                 record["duration_seconds"],
+                extra=CONSOLE,
             )
             return RunReport(status, attempt_number, 0)
 
@@ -435,7 +440,12 @@ def run_task(
         if live:
             store.record_failure(task.name, finished, error)
         logger.error(
-            "%s %s failed after %d attempt(s): %s", task.name, period, attempt_number, error
+            "%s %s failed after %d attempt(s): %s",
+            task.name,
+            period.label,
+            attempt_number,
+            error,
+            extra=CONSOLE,
         )
         if task.critical:
             return RunReport(SentinelStatus.FAILED, attempt_number, 1, error)
@@ -508,6 +518,7 @@ def _attempts(
             task.retry.attempts,
             clean_error(outcome.error or ""),
             delay,
+            extra=CONSOLE,
         )
         sleeper(delay)
     return outcome, attempt_number
@@ -540,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
     parser.add_argument("--slot", help="HHMM, for intraday tasks")
     args = parser.parse_args(argv)
-    log_to_stderr()
+    log_to_task_log_and_console()
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
     if args.config_json is None:

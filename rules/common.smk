@@ -41,7 +41,7 @@ envvars:
 # in the project's own virtualenv (sys.executable), so that lint is left standing.
 RUN_TASK = (
     f"{sys.executable} -m orchestrator.task_runner"
-    " --task {params.task} --session {wildcards.session} {params.slot} > {log} 2>&1"
+    " --task {params.task} --session {wildcards.session} {params.slot} 2> {log}"
 )
 
 

@@ -114,3 +114,19 @@ def test_a_second_daily_run_says_it_is_already_running_before_announcing_a_run(p
     assert result.returncode == 3
     assert "a daily run is already running" in result.stderr
     assert "daily pipeline for session" not in result.stderr
+
+
+def test_the_console_shows_retries_and_what_each_run_built_as_it_happens(tmp_path):
+    config = fake_tasks({**project_config(), "now": "2026-11-27T10:07:10-05:00"})
+    config["tasks"]["news"]["args"] += ["--exit", "75"]  # transient: retried
+    config["tasks"]["news"]["retry"] = {"attempts": 2, "backoff_seconds": [0]}
+    project = make_project(tmp_path / "p", config)
+
+    daily = orchestrator(project, "--daily")
+    console = daily.stdout + daily.stderr
+    assert "news attempt 1/2 failed (fake failure of news (exit 75)); retrying in 0 s" in console
+    assert f"assets {SESSION}: success, 7 records" in console
+    assert f"news {SESSION} failed after 2 attempt(s)" in console
+
+    tick = orchestrator(project, "--intraday", "--once")
+    assert "price_data 10:07: success, 7 records" in tick.stdout + tick.stderr
