@@ -1,8 +1,18 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite, and the rule that no test reaches the network.
+
+``ORCHESTRATOR_LOOPBACK_ONLY`` is set for the whole run, so every process a
+test starts (runners, collectors, snakemake jobs) inherits it and the
+providers' HTTP layer refuses any host but loopback; in this process, a
+socket connecting anywhere else fails the test too.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import shutil
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,3 +42,25 @@ def base(tmp_path: Path, calendar_cache: Path) -> Path:
     """A project folder whose ``state/cache`` already holds the calendar."""
     shutil.copytree(calendar_cache, tmp_path / "state" / "cache")
     return tmp_path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network() -> Iterator[None]:
+    """Loopback only, in this process and every child it starts."""
+    os.environ["ORCHESTRATOR_LOOPBACK_ONLY"] = "1"
+    connect = socket.socket.connect
+
+    def loopback_only(sock: socket.socket, address: object) -> None:
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                allowed = host == "localhost" or ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                allowed = False
+            if not allowed:
+                raise AssertionError(f"a test tried to reach the network: {address!r}")
+        connect(sock, address)  # type: ignore[arg-type]
+
+    socket.socket.connect = loopback_only  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = connect  # type: ignore[method-assign]
