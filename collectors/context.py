@@ -12,7 +12,7 @@ that day would have seen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -38,7 +38,8 @@ class CollectContext:
     now: datetime
     market_db: Path
     calendar: MarketCalendar
-    provider_settings: Mapping[str, Any]
+    # One provider's settings, or several: a per-symbol fallback chain, in order.
+    provider_settings: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     options: Mapping[str, Any] = field(default_factory=dict)
     slot: str | None = None
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from collectors.context import CollectContext, CollectResult
 from collectors.market_store import MarketStore, StoreOutcome, epoch
-from collectors.providers import Provider, get_provider
+from collectors.providers import provider_for
+from collectors.providers.base import Provider
 from orchestrator.errors import PermanentError
 
 
@@ -24,7 +25,7 @@ def open_store(ctx: CollectContext) -> MarketStore:
 
 
 def provider(ctx: CollectContext) -> Provider:
-    return get_provider(ctx.provider_settings, ctx.calendar)
+    return provider_for(ctx.provider_settings, ctx.calendar)
 
 
 def universe(store: MarketStore, ctx: CollectContext) -> list[str]:

@@ -78,7 +78,7 @@ class Config:
     base_dir: Path
     calendar_name: str
     timezone: str  # the calendar's own zone (``market.timezone`` may only repeat it)
-    provider: Mapping[str, Any]
+    provider: Mapping[str, Any]  # the synthetic market's settings, or the default's name
     state_dir: Path
     daily_cores: int
     daily_start_time: time
@@ -87,6 +87,9 @@ class Config:
     pipeline: Pipeline
     session: date | None = None
     now: datetime | None = None
+    # Real providers' settings (their defaults filled in) and the universe they collect.
+    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    universe: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -112,6 +115,28 @@ class Config:
     @property
     def locks_dir(self) -> Path:
         return self.state_dir / "locks"
+
+    @property
+    def limits_db(self) -> Path:
+        """The providers' shared rate-limit buckets (every process of this machine)."""
+        return self.cache_dir / "rate_limits.db"
+
+    def provider_settings(self, task: TaskConfig) -> list[dict[str, Any]]:
+        """What ``task``'s collector is given: each provider's settings, in chain order."""
+        chain = []
+        for name in task.providers:
+            if name == "synthetic":
+                chain.append({**self.provider, "name": "synthetic"})
+            else:
+                chain.append(
+                    {
+                        **self.providers[name],
+                        "name": name,
+                        "symbols": list(self.universe),
+                        "limits_db": str(self.limits_db),
+                    }
+                )
+        return chain
 
     @property
     def runs_dir(self) -> Path:
@@ -363,6 +388,7 @@ def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> 
                     source, f"{where}.interval", "must be whole minutes that divide a day (1m, 5m)"
                 )
     check_needs(source, config["tasks"])
+    _check_providers(source, config, base_dir)
     if "session" in config:
         try:
             date.fromisoformat(config["session"])
@@ -386,7 +412,68 @@ def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> 
     return zone
 
 
-def _task_model(name: str, task: Mapping[str, Any], defaults: Mapping[str, Any]) -> TaskConfig:
+def _task_providers(task: Mapping[str, Any], default: str) -> tuple[str, ...]:
+    named = task.get("provider", default)
+    return (named,) if isinstance(named, str) else tuple(named)
+
+
+def _check_providers(source: str, config: Mapping[str, Any], base_dir: Path) -> None:
+    """Each task's providers serve its kind of data; a real provider has a universe."""
+    from collectors.providers.registry import COLLECTOR_KINDS, PROVIDERS, providers_serving
+
+    default = config.get("provider", {}).get("name", "synthetic")
+    real = False
+    for name, task in config["tasks"].items():
+        kind = COLLECTOR_KINDS.get(task.get("collector", ""))
+        chain = _task_providers(task, default)
+        real = real or (task.get("collector") is not None and chain != ("synthetic",))
+        for provider in chain:
+            if kind is not None and kind not in PROVIDERS[provider].serves:
+                key = f"tasks.{name}.provider" if "provider" in task else "provider.name"
+                raise ConfigError(
+                    source,
+                    key,
+                    f"{provider} does not serve {kind} (what the {task['collector']} collector "
+                    f"needs); providers that do: {', '.join(providers_serving(kind))}",
+                )
+    if real or "universe" in config:
+        universe_symbols(source, config.get("universe") or {}, base_dir)
+
+
+def universe_symbols(source: str, universe: Mapping[str, Any], base_dir: Path) -> tuple[str, ...]:
+    """The configured symbols: ``universe.symbols`` and those of ``universe.symbols_file``."""
+    symbols = list(universe.get("symbols", []))
+    if "symbols_file" in universe:
+        path = base_dir / universe["symbols_file"]
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise ConfigError(
+                source, "universe.symbols_file", f"cannot read {path} ({reason})"
+            ) from None
+        for number, line in enumerate(lines, 1):
+            symbol = line.split("#", 1)[0].strip()
+            if not symbol:
+                continue
+            if not re.fullmatch(r"[A-Z][A-Z0-9.\-]{0,9}", symbol):
+                raise ConfigError(
+                    source, "universe.symbols_file", f"{path} line {number}: {symbol!r} is no symbol"
+                )
+            symbols.append(symbol)
+    if not symbols:
+        raise ConfigError(
+            source,
+            "universe",
+            "real providers collect the symbols you name: set universe.symbols "
+            "(e.g. [AAPL, MSFT, SPY]) or universe.symbols_file",
+        )
+    return tuple(dict.fromkeys(symbols))
+
+
+def _task_model(
+    name: str, task: Mapping[str, Any], defaults: Mapping[str, Any], default_provider: str
+) -> TaskConfig:
     """One task of a defaults-filled config; unset settings inherit from ``defaults:``."""
     retry = {**defaults["retry"], **task.get("retry", {})}
     freshness = task.get("freshness") or defaults["freshness"][task["family"]]
@@ -417,6 +504,7 @@ def _task_model(name: str, task: Mapping[str, Any], defaults: Mapping[str, Any])
         hours=tuple(task["hours"]) if intraday else ("regular",),
         not_before=parse_clock_time(task["not_before"]) if "not_before" in task else None,
         options=dict(task["options"]),
+        providers=_task_providers(task, default_provider),
     )
 
 
@@ -434,12 +522,30 @@ def _model(raw: Mapping[str, Any], source: str, base_dir: Path) -> Config:
         loop_interval_seconds=float(raw["intraday"]["loop_interval_seconds"]),
         keep_sessions=int(raw["intraday"]["keep_sessions"]),
         pipeline=Pipeline(
-            {name: _task_model(name, task, raw["defaults"]) for name, task in raw["tasks"].items()}
+            {
+                name: _task_model(name, task, raw["defaults"], raw["provider"]["name"])
+                for name, task in raw["tasks"].items()
+            }
         ),
         session=date.fromisoformat(raw["session"]) if "session" in raw else None,
         now=datetime.fromisoformat(raw["now"]) if "now" in raw else None,
+        providers=_real_providers(raw),
+        universe=(
+            universe_symbols(source, raw["universe"], base_dir) if raw.get("universe") else ()
+        ),
         raw=dict(raw),
     )
+
+
+def _real_providers(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every real provider's settings: the registry's defaults under the config's own."""
+    from collectors.providers.registry import PROVIDERS
+
+    return {
+        name: {**info.defaults, **raw.get("providers", {}).get(name, {})}
+        for name, info in PROVIDERS.items()
+        if name != "synthetic"
+    }
 
 
 def build_config(raw: Mapping[str, Any], source: str, base_dir: Path | None = None) -> Config:

@@ -83,6 +83,7 @@ class TaskConfig:
     hours: tuple[str, ...]
     not_before: time | None
     options: Mapping[str, Any] = field(default_factory=dict)
+    providers: tuple[str, ...] = ("synthetic",)  # in fallback order, per symbol
 
     @property
     def longest_run(self) -> timedelta:

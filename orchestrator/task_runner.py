@@ -127,7 +127,7 @@ def write_collector_context(
                 "market_db": str(config.market_db),
                 "calendar": config.calendar_name,
                 "calendar_cache": str(config.cache_dir),
-                "provider": dict(config.provider),
+                "provider": config.provider_settings(task),
                 "options": dict(task.options),
             }
         )

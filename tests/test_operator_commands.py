@@ -100,7 +100,7 @@ def test_logs_prints_that_runs_task_log(project):
 
     assert orchestrator(project, "--intraday", "--once").returncode == 0
     tick = orchestrator(project, "logs", "price_data")  # the latest slot
-    assert "price_data 2026-11-27/1000: success" in tick.stdout
+    assert "price_data 10:00: success" in tick.stdout
 
     missing = orchestrator(project, "logs", "prices_daily", "--session", "2026-11-20")
     assert missing.returncode == 2

@@ -1,49 +1,63 @@
 """Data providers and the one place that chooses between them.
 
-``get_provider(settings, calendar)`` reads the config's ``provider`` section.
-``name`` picks the implementation; the rest of the section is passed to it.
-Credentials for real providers come from the environment (e.g.
-``<NAME>_API_KEY``), never from the config; none is built yet. A ``faults``
-entry wraps the provider in ``collectors.providers.faulty`` (fault injection
-for reliability tests and the soak benchmark).
+``provider_for(settings, calendar)`` builds what a task's collector talks to:
+one provider, or a ``ProviderChain`` when the task names several. Each entry
+of ``settings`` is one provider's settings with its ``name`` (the runner
+writes them into the collector's context: the synthetic market's section,
+or a real provider's ``providers.<name>`` section with its defaults, the
+universe's ``symbols`` and the shared ``limits_db``). What each provider
+serves and the keys it needs are in ``collectors.providers.registry``; its
+code is imported only here, when a task uses it. A ``faults`` entry wraps the
+provider in ``collectors.providers.faulty`` (fault injection for reliability
+tests and the soak benchmark).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
-from typing import Any
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
-from collectors.providers.base import Provider
+from collectors.providers.registry import PROVIDERS
 from orchestrator.errors import PermanentError
-from orchestrator.market_calendar import MarketCalendar
 
-__all__ = ["KNOWN_PROVIDERS", "Provider", "get_provider"]
+if TYPE_CHECKING:  # this package is imported by config checks: nothing heavy at import
+    from collectors.providers.base import Provider
+    from orchestrator.market_calendar import MarketCalendar
 
-
-def _synthetic(settings: Mapping[str, Any], calendar: MarketCalendar) -> Provider:
-    from collectors.providers.synthetic import SyntheticProvider
-
-    return SyntheticProvider.from_settings(settings, calendar)
-
-
-# name -> factory; a real provider adds one line here (and reads its key from os.environ).
-KNOWN_PROVIDERS: Mapping[str, Callable[[Mapping[str, Any], MarketCalendar], Provider]] = (
-    MappingProxyType({"synthetic": _synthetic})
-)
+__all__ = ["PROVIDERS", "get_provider", "provider_for"]
 
 
 def get_provider(settings: Mapping[str, Any], calendar: MarketCalendar) -> Provider:
     """The provider named by ``settings["name"]`` (default ``synthetic``)."""
     name = str(settings.get("name", "synthetic"))
-    factory = KNOWN_PROVIDERS.get(name)
-    if factory is None:
-        known = ", ".join(sorted(KNOWN_PROVIDERS))
+    info = PROVIDERS.get(name)
+    if info is None:
+        known = ", ".join(sorted(PROVIDERS))
         raise PermanentError(f"provider.name: unknown provider {name!r} (known: {known})")
-    provider = factory(settings, calendar)
+    module_name, _, attribute = info.factory.partition(":")
+    factory: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        factory = getattr(factory, part)
+    provider: Provider = factory(settings, calendar)
     faults = settings.get("faults")
     if faults:
         from collectors.providers.faulty import wrap
 
         return wrap(provider, faults)
     return provider
+
+
+def provider_for(
+    settings: Mapping[str, Any] | Sequence[Mapping[str, Any]], calendar: MarketCalendar
+) -> Provider:
+    """One provider for one settings mapping; a per-symbol fallback chain for several."""
+    if isinstance(settings, Mapping):
+        return get_provider(settings, calendar)
+    if len(settings) == 1:
+        return get_provider(settings[0], calendar)
+    from collectors.providers.chain import ProviderChain
+
+    universe = next((list(s["symbols"]) for s in settings if s.get("symbols")), [])
+    chain = ProviderChain([get_provider(s, calendar) for s in settings], universe)
+    return cast("Provider", chain)
