@@ -458,7 +458,9 @@ def universe_symbols(source: str, universe: Mapping[str, Any], base_dir: Path) -
                 continue
             if not re.fullmatch(r"[A-Z][A-Z0-9.\-]{0,9}", symbol):
                 raise ConfigError(
-                    source, "universe.symbols_file", f"{path} line {number}: {symbol!r} is no symbol"
+                    source,
+                    "universe.symbols_file",
+                    f"{path} line {number}: {symbol!r} is not a ticker symbol",
                 )
             symbols.append(symbol)
     if not symbols:
