@@ -362,6 +362,53 @@ BAD_CONFIGS = [
     ),
     ("no-tasks", _set("tasks", {}), "tasks", "should be non-empty"),
     ("cores-zero", _set("daily", "cores", 0), "daily.cores", "minimum"),
+    (
+        "provider-does-not-serve-the-task",
+        _set(
+            "tasks", "alpha", {"family": "daily", "collector": "fundamentals", "provider": "alpaca"}
+        ),
+        "tasks.alpha.provider",
+        "alpaca does not serve fundamentals (what the fundamentals collector needs); "
+        "providers that do: synthetic",
+    ),
+    (
+        "unknown-provider-in-a-chain",
+        _set(
+            "tasks", "alpha", {"family": "daily", "collector": "news", "provider": ["alpaca", "x"]}
+        ),
+        "tasks.alpha.provider.1",
+        "'x' is not one of",
+    ),
+    (
+        "provider-url-not-a-url",
+        _set("providers", {"alpaca": {"data_url": "data.alpaca.markets"}}),
+        "providers.alpaca.data_url",
+        "does not match",
+    ),
+    (
+        "unknown-provider-settings",
+        _set("providers", {"sec": {}}),
+        "providers.sec",
+        "unknown key",
+    ),
+    (
+        "real-provider-without-a-universe",
+        _set("tasks", "alpha", {"family": "daily", "collector": "assets", "provider": "massive"}),
+        "universe",
+        "set universe.symbols",
+    ),
+    (
+        "universe-file-missing",
+        _set("universe", {"symbols_file": "watchlist.txt"}),
+        "universe.symbols_file",
+        "cannot read",
+    ),
+    (
+        "universe-symbol-not-a-ticker",
+        _set("universe", {"symbols": ["AAPL", "brk b"]}),
+        "universe.symbols.1",
+        "does not match",
+    ),
 ]
 
 
@@ -479,3 +526,33 @@ def test_parse_duration_rejects(value: Any) -> None:
 def test_retry_policy_repeats_its_last_backoff() -> None:
     policy = RetryPolicy(attempts=5, backoff_seconds=(10.0, 30.0))
     assert [policy.delay_before_retry(n) for n in (1, 2, 3, 4)] == [10.0, 30.0, 30.0, 30.0]
+
+
+def test_real_providers_get_their_defaults_the_universe_and_the_shared_limiter(
+    workdir: Path,
+) -> None:
+    (workdir / "watchlist.txt").write_text("# tech\nAAPL\nMSFT  # also in symbols\n\nNVDA\n")
+    raw = minimal()
+    raw["tasks"]["prices"] = {
+        "family": "daily",
+        "collector": "prices_daily",
+        "provider": ["massive", "alpaca"],
+    }
+    raw["providers"] = {"alpaca": {"feed": "sip"}}
+    raw["universe"] = {"symbols": ["SPY", "MSFT"], "symbols_file": "watchlist.txt"}
+    config = build_config(raw, "inline")
+    assert config.universe == ("SPY", "MSFT", "AAPL", "NVDA")
+    massive, alpaca = config.provider_settings(config.pipeline.task("prices"))
+    assert massive["name"] == "massive" and massive["base_url"] == "https://api.massive.com"
+    assert alpaca["feed"] == "sip" and alpaca["data_url"] == "https://data.alpaca.markets"
+    assert alpaca["symbols"] == list(config.universe)
+    assert alpaca["limits_db"] == str(workdir.resolve() / "state" / "cache" / "rate_limits.db")
+    default = config.provider_settings(config.pipeline.task("alpha"))  # names no provider
+    assert default == [{"name": "synthetic", "seed": 42, "universe_size": 50}]
+
+
+def test_the_schema_names_exactly_the_registered_providers() -> None:
+    from collectors.providers.registry import PROVIDERS
+
+    schema = json.loads((ROOT / "orchestrator" / "config.schema.json").read_text())
+    assert schema["$defs"]["provider_name"]["enum"] == list(PROVIDERS)

@@ -235,6 +235,14 @@ class ProviderHttp:
             if status == 429:
                 self.limiter.pause(wait if wait is not None else BACKOFF_MAX_SECONDS)
             raise _Retryable(f"{where}: HTTP {status}{detail}", wait)
+        if status == 403 and any(
+            word in detail.lower() for word in ("not_authorized", "entitle", "plan", "subscription")
+        ):
+            raise PermanentError(
+                f"{self.provider}: {where}: HTTP 403{detail}: the key works but its plan does "
+                "not include this data (history depth, real-time bars); choose other data or "
+                "another plan"
+            )
         if status in (401, 403):
             names = " and ".join(c.variable for c in self.credentials) or "its key"
             where_from = "; ".join(c.where for c in self.credentials)
