@@ -14,14 +14,16 @@ import logging
 
 from collectors.context import CollectContext, CollectResult
 from collectors.market_store import epoch
-from collectors.support import open_store, provider, result
+from collectors.support import open_store, provider, result, symbols_served
 
 logger = logging.getLogger(__name__)
 
 
 def collect(ctx: CollectContext) -> CollectResult:
-    frame = provider(ctx).universe(ctx.as_of)
+    source = provider(ctx)
+    frame = source.universe(ctx.as_of)
     with open_store(ctx) as store:
+        served = symbols_served(store, ctx, source, "assets", list(frame["symbol"]))
         known = store.query("SELECT symbol, confirmed_ts FROM assets")
         previous = frame["symbol"].map(
             dict(zip(known["symbol"], known["confirmed_ts"], strict=True))
@@ -29,4 +31,10 @@ def collect(ctx: CollectContext) -> CollectResult:
         frame["confirmed_ts"] = previous.fillna(0).astype("int64").clip(lower=epoch(ctx.as_of))
         outcome = store.store(ctx.task, "assets", frame, as_of=ctx.as_of)
         logger.info("%s: %d assets stored", ctx.task, outcome.written)
-        return result(store, ctx, {"assets": outcome}, time_column="confirmed_ts")
+        return result(
+            store,
+            ctx,
+            {"assets": outcome},
+            time_column="confirmed_ts",
+            details={"served_by": served},
+        )

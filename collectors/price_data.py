@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from collectors.context import CollectContext, CollectResult
 from collectors.market_store import StoreOutcome, epoch
-from collectors.support import open_store, provider, result, universe
+from collectors.support import open_store, provider, result, symbols_served, universe
 from orchestrator.errors import PermanentError
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,9 @@ def collect(ctx: CollectContext) -> CollectResult:
             "SELECT MAX(bar_ts) FROM intraday_bars WHERE session = ?", (ctx.session.isoformat(),)
         )
         since = hours.open if newest is None else datetime.fromtimestamp(newest + 60, UTC)
-        bars = provider(ctx).intraday_bars(symbols, ctx.session, since, ctx.as_of)
+        source = provider(ctx)
+        bars = source.intraday_bars(symbols, ctx.session, since, ctx.as_of)
+        served = symbols_served(store, ctx, source, "intraday_bars", symbols)
         if bars.empty:
             outcome = StoreOutcome(0, 0, {})
         else:
@@ -43,4 +45,4 @@ def collect(ctx: CollectContext) -> CollectResult:
                 session_bounds=(epoch(hours.open), epoch(hours.close)),
             )
         logger.info("%s: %d bars stored since %s", ctx.task, outcome.written, since.isoformat())
-        return result(store, ctx, {"intraday_bars": outcome})
+        return result(store, ctx, {"intraday_bars": outcome}, details={"served_by": served})

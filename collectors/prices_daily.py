@@ -17,7 +17,7 @@ import pandas as pd
 
 from collectors.context import CollectContext, CollectResult
 from collectors.market_store import MarketStore, StoreOutcome, epoch
-from collectors.support import open_store, provider, result, universe
+from collectors.support import open_store, provider, result, symbols_served, universe
 from orchestrator.market_calendar import MarketCalendar
 
 logger = logging.getLogger(__name__)
@@ -82,10 +82,18 @@ def collect(ctx: CollectContext) -> CollectResult:
     with open_store(ctx) as store:
         symbols = universe(store, ctx)
         missing = sessions_to_fetch(store, ctx)
-        frame = provider(ctx).daily_bars(symbols, missing)
-        frame = frame[frame["available_ts"] <= epoch(ctx.as_of)]
-        outcome = store_bars(store, ctx, frame, symbols)
+        source = provider(ctx)
+        frame = source.daily_bars(symbols, missing) if missing else pd.DataFrame()
+        served = symbols_served(store, ctx, source, "prices_daily", symbols) if missing else {}
+        if len(frame):
+            frame = frame[frame["available_ts"] <= epoch(ctx.as_of)]
+        outcome = store_bars(store, ctx, frame, symbols) if len(frame) else StoreOutcome(0, 0, {})
         logger.info(
-            "%s: %d sessions fetched, %d bars stored", ctx.task, len(missing), outcome.written
+            "%s: %d sessions fetched, %d bars stored (symbols by provider: %s)",
+            ctx.task,
+            len(missing),
+            outcome.written,
+            served,
         )
-        return result(store, ctx, {"prices_daily": outcome}, details={"sessions": len(missing)})
+        details = {"sessions": len(missing), "served_by": served}
+        return result(store, ctx, {"prices_daily": outcome}, details=details)

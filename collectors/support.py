@@ -9,15 +9,20 @@ time of the data it reproduced, not the newest data in the file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+import pandas as pd
 
 from collectors.context import CollectContext, CollectResult
 from collectors.market_store import MarketStore, StoreOutcome, epoch
 from collectors.providers import provider_for
 from collectors.providers.base import Provider
 from orchestrator.errors import PermanentError
+
+logger = logging.getLogger(__name__)
 
 
 def open_store(ctx: CollectContext) -> MarketStore:
@@ -26,6 +31,26 @@ def open_store(ctx: CollectContext) -> MarketStore:
 
 def provider(ctx: CollectContext) -> Provider:
     return provider_for(ctx.provider_settings, ctx.calendar)
+
+
+def symbols_served(
+    store: MarketStore, ctx: CollectContext, source: Provider, table: str, asked: Sequence[str]
+) -> dict[str, int]:
+    """How many of the ``asked`` symbols each provider served; the others are quarantined.
+
+    A symbol no provider could serve (unknown to it, or failing after its
+    retries) is recorded in ``quarantine`` with the reason, so it is visible
+    and the rest of the batch is stored.
+    """
+    errors = dict(getattr(source, "symbol_errors", {}) or {})
+    if errors:
+        rejects = pd.DataFrame({"symbol": list(errors), "reason": list(errors.values())})
+        store.quarantine(ctx.task, table, rejects, epoch(ctx.now))
+        logger.warning("%s: %d symbols not served: %s", ctx.task, len(errors), errors)
+    served = getattr(source, "served_by", None)
+    if served is None:
+        served = {source.name: len([symbol for symbol in asked if symbol not in errors])}
+    return dict(served)
 
 
 def universe(store: MarketStore, ctx: CollectContext) -> list[str]:

@@ -423,6 +423,7 @@ def run_task(
                     "records_processed": records,
                     "rows_rejected": int(outcome.result.get("rows_rejected") or 0),
                     "data_as_of": outcome.result.get("data_as_of"),
+                    **_served_by(outcome.result),
                 },
             )
             logger.info(
@@ -522,6 +523,13 @@ def _attempts(
         )
         sleeper(delay)
     return outcome, attempt_number
+
+
+def _served_by(result: dict[str, Any]) -> dict[str, Any]:
+    """``{"served_by": {provider: symbols}}`` when the collector reported it, else nothing."""
+    details = result.get("details")
+    served = details.get("served_by") if isinstance(details, dict) else None
+    return {"served_by": served} if isinstance(served, dict) else {}
 
 
 def _data_as_of(value: object) -> datetime | None:
