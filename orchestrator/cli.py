@@ -44,8 +44,10 @@ examples:
   orchestrator schedule install --cron      print crontab lines (also --launchd, --systemd)
   orchestrator schedule status --systemd    are the generated files installed and current?
   orchestrator schedule uninstall --launchd remove them (and print how to unload them)
+  orchestrator providers                    what each provider serves; are its keys set?
+  orchestrator providers check              one authenticated call per provider in use
 
-exit status: 0 ok, 1 a task failed, 2 bad usage or config, 3 already running.
+exit status: 0 ok, 1 a task failed, 2 bad usage, config or state, 3 already running.
 --health: 0 all green, 1 any yellow or unknown or a failed task, 2 any red or a
 failed critical task, 3 could not check.
 """
@@ -81,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         "command",
         nargs="*",
         help="`health`, `summary`, `graph`, `forcerun TASK...`, `backfill`, `logs TASK`, "
-        "or `schedule install|uninstall|status`",
+        "`schedule install|uninstall|status`, or `providers [check [NAME]|record NAME]`",
     )
     parser.add_argument("--dry-run", "-n", action="store_true", help="show what would run")
     parser.add_argument("--once", action="store_true", help="intraday: run one tick and exit")
@@ -108,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cron", action="store_true", help="schedule: crontab lines")
     parser.add_argument("--systemd", action="store_true", help="schedule: systemd user units")
     parser.add_argument("--dest", type=Path, help="schedule: where to write the files")
+    parser.add_argument("--symbols", help="providers record: comma-separated symbols")
+    parser.add_argument("--out", type=Path, help="providers record: the folder for responses")
     parser.add_argument("--config", type=Path, help="config file (default: config.yaml)")
     parser.add_argument("--project", type=Path, help="project folder (default: found)")
     return parser
@@ -136,6 +140,7 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
 
     health = args.health or args.command[:1] == ["health"]
     schedule = args.command[:1] == ["schedule"]
+    recording = args.command[:2] == ["providers", "record"]
     for flag, on, allowed, needs in (
         ("--json", args.json, health, "--health"),
         ("--min-staleness", args.min_staleness, args.update_stale, "--update-stale"),
@@ -143,6 +148,8 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
         ("--cron", args.cron, schedule, "the schedule command"),
         ("--systemd", args.systemd, schedule, "the schedule command"),
         ("--dest", args.dest, schedule, "the schedule command"),
+        ("--symbols", args.symbols, recording, "providers record"),
+        ("--out", args.out, recording, "providers record"),
     ):
         if on and not allowed:
             parser.error(f"{flag} needs {needs}")
@@ -252,6 +259,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return CommandExit.OK
     if command[:1] == ["schedule"]:
         return _schedule(args, parser, config, command[1:])
+    if command[:1] == ["providers"]:
+        return _providers(args, parser, config, command[1:])
     if command and command[0] not in ("summary", "logs", "forcerun", "backfill"):
         parser.error(f"unknown command {' '.join(command)!r}")
     if command[:1] == ["logs"]:
@@ -692,6 +701,29 @@ def run_update_stale(config: Config, args: argparse.Namespace) -> int:
             code = run_snakemake(call, config.base_dir)
         worst = max(worst, CommandExit.OK if code == 0 else CommandExit.FAILED)
     return worst
+
+
+def _providers(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config, words: list[str]
+) -> int:
+    """``providers``, ``providers check [NAME]``, ``providers record NAME``."""
+    from orchestrator import provider_commands
+
+    if not words:
+        print(provider_commands.list_providers(config))
+        return CommandExit.OK
+    if words[0] == "check" and len(words) <= 2:
+        text, ok = provider_commands.check_providers(config, words[1] if len(words) == 2 else None)
+        print(text)
+        return CommandExit.OK if ok else CommandExit.FAILED
+    if words[0] == "record" and len(words) == 2:
+        if not (args.symbols and args.out):
+            parser.error("providers record needs --symbols and --out")
+        symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+        saved = provider_commands.record_responses(config, words[1], symbols, args.out)
+        print(f"saved {len(saved)} responses (keys scrubbed) in {args.out}")
+        return CommandExit.OK
+    parser.error("usage: providers | providers check [NAME] | providers record NAME ...")
 
 
 def _split_forcerun(snakemake_args: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
