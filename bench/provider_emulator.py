@@ -22,7 +22,8 @@ API's documented JSON format, the endpoints the two providers call:
 Data is synthetic and deterministic, computed per request (no fixture
 files): a market of ``market_size`` tickers (``AAAA``, ``AAAB``, ...) trading
 every minute from 04:00 to 20:00 New York on every session of the calendar,
-about quarterly dividends for one ticker in three, and a split now and then.
+about quarterly dividends for one ticker in three, and a split every two
+years for one ticker in 25.
 Prices are not split-adjusted: a split shows only in the corporate actions.
 When ``now`` is set, nothing is served that had not happened by then (a bar
 is served once it has ended, a daily bar once its session has closed), as
@@ -89,9 +90,10 @@ MASSIVE_PUBLIC_URL = "https://api.massive.com"
 # Synthetic market: trading from 04:00 to 20:00 New York (extended hours included).
 EXTENDED_OPEN = clock_time(4, 0)
 EXTENDED_CLOSE = clock_time(20, 0)
-DIVIDEND_EVERY_DAYS = 91  # ex-dates about quarterly (only those landing on a session)
+# About quarterly; not 91 days (13 weeks), which would put every ex-date on one weekday.
+DIVIDEND_EVERY_DAYS = 89
 DIVIDEND_PAYS_DAYS = 21  # payable (Alpaca's process_date) three weeks after the ex-date
-SPLIT_EVERY_DAYS = 730  # one split in two years for the tickers that split at all
+SPLIT_EVERY_DAYS = 730
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,11 @@ class Market:
         self.calendar = calendar
         self.symbols = market_symbols(size)
         self.index = {symbol: position for position, symbol in enumerate(self.symbols)}
+        # One ticker in three pays dividends and one in 25 splits, each on its own phase
+        # of the cycle (a hash, so any subset of the market has its share of both).
+        phases = {symbol: _mix(position, -1) for symbol, position in self.index.items()}
+        self.dividend_phase = {s: phase for s, phase in phases.items() if phase % 3 == 0}
+        self.split_phase = {s: phase for s, phase in phases.items() if phase % 25 == 1}
 
     @lru_cache(maxsize=4096)  # noqa: B019 - one Market lives as long as its server
     def _session_times(self, day: date) -> tuple[bool, int, int, int, int]:
@@ -257,28 +264,45 @@ class Market:
         is_session, *_, close = self._session_times(day)
         return close if is_session else None
 
+    def _cycle_days(self, first: date, last: date, phase: int, period: int) -> list[date]:
+        """Sessions from ``first`` to ``last`` whose ordinal plus ``phase`` is a multiple of
+        ``period``: a ticker's ex-dates, stepped through directly (no scan of every day)."""
+        start = first.toordinal() + (-(first.toordinal() + phase)) % period
+        days = (date.fromordinal(ordinal) for ordinal in range(start, last.toordinal() + 1, period))
+        return [day for day in days if self.calendar.is_session(day)]
+
     def dividends(self, symbols: Sequence[str], first: date, last: date) -> list[Dividend]:
         """Cash dividends going ex from ``first`` to ``last``, by ex-date then symbol."""
         found = []
-        for day in self.sessions(first, last):
-            for symbol in symbols:
-                index = self.index[symbol]
-                if index % 3 == 0 and (day.toordinal() + index) % DIVIDEND_EVERY_DAYS == 0:
-                    amount = round(0.05 + (index % 40) * 0.01, 2)
-                    pay_date = day + timedelta(days=DIVIDEND_PAYS_DAYS)
-                    found.append(Dividend(symbol, day, pay_date, amount))
-        return found
+        for symbol in symbols:
+            phase = self.dividend_phase.get(symbol)
+            if phase is None:
+                continue
+            amount = round(0.05 + (self.index[symbol] % 40) * 0.01, 2)
+            for day in self._cycle_days(first, last, phase, DIVIDEND_EVERY_DAYS):
+                pay_date = day + timedelta(days=DIVIDEND_PAYS_DAYS)
+                found.append(Dividend(symbol, day, pay_date, amount))
+        return sorted(found, key=lambda dividend: (dividend.ex_date, dividend.symbol))
 
     def splits(self, symbols: Sequence[str], first: date, last: date) -> list[Split]:
         """Splits effective from ``first`` to ``last``: 2-for-1, or 1-for-10 for a few."""
         found = []
-        for day in self.sessions(first, last):
-            for symbol in symbols:
-                index = self.index[symbol]
-                if index % 50 == 7 and (day.toordinal() + index) % SPLIT_EVERY_DAYS == 0:
-                    old, new = (10, 1) if index % 200 == 7 else (1, 2)
-                    found.append(Split(symbol, day, old, new))
-        return found
+        for symbol in symbols:
+            phase = self.split_phase.get(symbol)
+            if phase is None:
+                continue
+            old, new = (10, 1) if phase % 100 == 1 else (1, 2)
+            for day in self._cycle_days(first, last, phase, SPLIT_EVERY_DAYS):
+                found.append(Split(symbol, day, old, new))
+        return sorted(found, key=lambda split: (split.ex_date, split.symbol))
+
+    def processed_actions(
+        self, symbols: Sequence[str], start: date, end: date
+    ) -> tuple[list[Split], list[Dividend]]:
+        """Splits and dividends by Alpaca's ``process_date`` from ``start`` to ``end``: a
+        split's is its ex-date, a dividend's its payable date (weeks after the ex-date)."""
+        lag = timedelta(days=DIVIDEND_PAYS_DAYS)
+        return self.splits(symbols, start, end), self.dividends(symbols, start - lag, end - lag)
 
     def articles(self, symbols: Sequence[str], start: int, end: int) -> list[tuple[int, str]]:
         """(published, symbol) of one headline per symbol per session, at 12:00 New York."""
@@ -372,12 +396,14 @@ class ProviderEmulator:
         self.lock = threading.Lock()
         self.routes = self._routes()
         self.reset(alpaca_rate=alpaca_rate, massive_rate=massive_rate, now=now)
-        self.server = ThreadingHTTPServer((host, port), _handler_class(self))
-        self.server.daemon_threads = True
+        self.address = (host, port)
+        self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
+        if self.server is None:
+            raise RuntimeError("the emulator is not started")
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
@@ -390,13 +416,16 @@ class ProviderEmulator:
 
     def start(self) -> str:
         """Serve in a background thread; returns the base URL."""
+        self.server = ThreadingHTTPServer(self.address, _handler_class(self))
+        self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         return self.url
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
         if self.thread is not None:
             self.thread.join()
 
@@ -627,51 +656,39 @@ class ProviderEmulator:
         except ValueError:
             raise alpaca_error("invalid start or end: dates are YYYY-MM-DD") from None
         types = set(query.get("types", "forward_split,reverse_split,cash_dividend").split(","))
-        # Filtered on process_date: a split's is its ex-date, a dividend's its payable date.
+        splits, dividends = self.market.processed_actions(symbols, start, end)
         actions: list[tuple[str, str, dict[str, Any]]] = []
-        for split in self.market.splits(symbols, start, end):
+        for split in splits:
             kind = "forward_splits" if split.new_rate > split.old_rate else "reverse_splits"
             if kind.removesuffix("s") not in types:
                 continue
             day = split.ex_date.isoformat()
-            actions.append(
-                (
-                    day,
-                    kind,
-                    {
-                        "id": f"split-{split.symbol}-{day}",
-                        "symbol": split.symbol,
-                        "new_rate": split.new_rate,
-                        "old_rate": split.old_rate,
-                        "process_date": day,
-                        "ex_date": day,
-                        "record_date": (split.ex_date - timedelta(days=1)).isoformat(),
-                        "payable_date": (split.ex_date - timedelta(days=1)).isoformat(),
-                    },
-                )
-            )
-        if "cash_dividend" in types:
-            first_ex = start - timedelta(days=DIVIDEND_PAYS_DAYS)
-            last_ex = end - timedelta(days=DIVIDEND_PAYS_DAYS)
-            for dividend in self.market.dividends(symbols, first_ex, last_ex):
-                day = dividend.pay_date.isoformat()
-                actions.append(
-                    (
-                        day,
-                        "cash_dividends",
-                        {
-                            "id": f"dividend-{dividend.symbol}-{dividend.ex_date}",
-                            "symbol": dividend.symbol,
-                            "rate": dividend.amount,
-                            "special": False,
-                            "foreign": False,
-                            "process_date": day,
-                            "ex_date": dividend.ex_date.isoformat(),
-                            "record_date": dividend.ex_date.isoformat(),
-                            "payable_date": day,
-                        },
-                    )
-                )
+            record = (split.ex_date - timedelta(days=1)).isoformat()
+            item = {
+                "id": f"split-{split.symbol}-{day}",
+                "symbol": split.symbol,
+                "new_rate": split.new_rate,
+                "old_rate": split.old_rate,
+                "process_date": day,
+                "ex_date": day,
+                "record_date": record,
+                "payable_date": record,
+            }
+            actions.append((day, kind, item))
+        for dividend in dividends if "cash_dividend" in types else []:
+            day = dividend.pay_date.isoformat()
+            item = {
+                "id": f"dividend-{dividend.symbol}-{dividend.ex_date}",
+                "symbol": dividend.symbol,
+                "rate": dividend.amount,
+                "special": False,
+                "foreign": False,
+                "process_date": day,
+                "ex_date": dividend.ex_date.isoformat(),
+                "record_date": dividend.ex_date.isoformat(),
+                "payable_date": day,
+            }
+            actions.append((day, "cash_dividends", item))
         actions.sort(key=lambda action: (action[0], action[2]["symbol"]))
         offset = 0
         if query.get("page_token"):

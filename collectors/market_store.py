@@ -23,7 +23,7 @@ import logging
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -51,6 +51,8 @@ class TableSpec:
     symbol_column: str | None = "symbol"
     time_column: str = "available_ts"  # compared with as_of: nothing from the future
     about: str = ""  # what a row is and when it became knowable (docs/market-database.md)
+    # SQL values of new NOT NULL columns for rows stored before they existed (migrate).
+    migrate_defaults: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -117,24 +119,37 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
             ),
             TableSpec(
                 "fundamentals",
-                (("symbol", "TEXT"), ("period_end", "TEXT"), ("fiscal_period", "TEXT"),
-                 ("revenue", "REAL"), ("net_income", "REAL"), ("eps", "REAL"),
-                 ("shares_outstanding", "REAL"), ("total_assets", "REAL"),
-                 ("total_debt", "REAL"), ("available_ts", "INTEGER")),
-                ("symbol", "period_end"),
+                (("symbol", "TEXT"), ("period_end", "TEXT"), ("filing_id", "TEXT"),
+                 ("fiscal_period", "TEXT"), ("revenue", "REAL NULL"),
+                 ("net_income", "REAL NULL"), ("eps", "REAL NULL"),
+                 ("shares_outstanding", "REAL NULL"), ("total_assets", "REAL NULL"),
+                 ("total_debt", "REAL NULL"), ("total_liabilities", "REAL NULL"),
+                 ("equity", "REAL NULL"), ("operating_cash_flow", "REAL NULL"),
+                 ("available_ts", "INTEGER")),
+                ("symbol", "period_end", "filing_id"),
                 prices=("shares_outstanding",),
                 non_negative=("total_assets", "total_debt"),
-                about=('Quarterly figures as filed. Available from the filing; a restatement is '
-                 'a new filing, never an overwrite.'),
+                migrate_defaults={"filing_id": "'first-reported'"},
+                about=('Quarterly figures as filed, one row per filing (`filing_id`, the SEC '
+                 'accession number): a restatement is a new row, never an overwrite, so a '
+                 'past session reads the figure as first reported. Available from the '
+                 "filing's acceptance."),
             ),
             TableSpec(
                 "insider_trades",
                 (("symbol", "TEXT"), ("filing_id", "TEXT"), ("insider_role", "TEXT"),
                  ("transaction_date", "TEXT"), ("side", "TEXT"), ("shares", "REAL"),
-                 ("price", "REAL"), ("value", "REAL"), ("available_ts", "INTEGER")),
+                 ("price", "REAL"), ("value", "REAL"), ("available_ts", "INTEGER"),
+                 ("transaction_code", "TEXT NULL"), ("shares_after", "REAL NULL"),
+                 ("ownership", "TEXT NULL"), ("owner", "TEXT NULL"),
+                 ("is_10b5_1", "INTEGER NULL"), ("filing_date", "TEXT NULL"),
+                 ("amends", "TEXT NULL")),
                 ("symbol", "filing_id"),
                 prices=("price", "shares"),
-                about=("Insider transactions (Form 4). Available from the filing's acceptance."),
+                about=("Insider transactions (Form 4), one row per transaction (`filing_id` is "
+                 "the accession number and the row's place in it). A 4/A names the filing it "
+                 "`amends`, whose rows it replaces from its own acceptance. Available from "
+                 "the filing's acceptance, whatever the transaction date."),
             ),
             TableSpec(
                 "analyst_ratings",
@@ -146,18 +161,29 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                 about=('Rating changes and price targets. Available when published.'),
             ),
             TableSpec(
+                "analyst_trends",
+                (("symbol", "TEXT"), ("period", "TEXT"), ("strong_buy", "INTEGER"),
+                 ("buy", "INTEGER"), ("hold", "INTEGER"), ("sell", "INTEGER"),
+                 ("strong_sell", "INTEGER"), ("available_ts", "INTEGER")),
+                ("symbol", "period", "available_ts"),
+                non_negative=("strong_buy", "buy", "hold", "sell", "strong_sell"),
+                about=("Analysts' recommendation counts per month (Finnhub's trends), a snapshot "
+                 "per run, available from when it was collected."),
+            ),
+            TableSpec(
                 "economic_series",
                 (("series", "TEXT"), ("period", "TEXT"), ("value", "REAL"),
                  ("available_ts", "INTEGER")),
-                ("series", "period"),
+                ("series", "period", "available_ts"),
                 symbol_column=None,
-                about=('Macro observations by series and period. Available from the release of '
-                 'the value (its vintage).'),
+                about=('Macro observations by series and period, one row per vintage: a '
+                 'revision is a new row available from its own release, so a past session '
+                 'reads the value as it was published then.'),
             ),
             TableSpec(
                 "news",
                 (("article_id", "TEXT"), ("symbol", "TEXT"), ("headline", "TEXT"),
-                 ("source", "TEXT"), ("available_ts", "INTEGER")),
+                 ("source", "TEXT"), ("available_ts", "INTEGER"), ("updated_ts", "INTEGER NULL")),
                 ("article_id",),
                 about=('Headlines per symbol. Available at publication.'),
             ),
@@ -174,7 +200,9 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                 (("symbol", "TEXT"), ("session", "TEXT"), ("expiry", "TEXT"), ("strike", "REAL"),
                  ("option_type", "TEXT"), ("spot", "REAL"), ("bid", "REAL"), ("ask", "REAL"),
                  ("mid", "REAL"), ("implied_vol", "REAL"), ("delta", "REAL"),
-                 ("open_interest", "REAL"), ("available_ts", "INTEGER")),
+                 ("open_interest", "REAL"), ("available_ts", "INTEGER"),
+                 ("gamma", "REAL NULL"), ("theta", "REAL NULL"), ("vega", "REAL NULL"),
+                 ("volume", "REAL NULL")),
                 ("symbol", "session", "expiry", "strike", "option_type"),
                 prices=("strike", "spot", "ask", "mid", "implied_vol"),
                 non_negative=("bid", "open_interest"),
@@ -184,9 +212,12 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
             TableSpec(
                 "earnings_calendar",
                 (("symbol", "TEXT"), ("fiscal_period", "TEXT"), ("report_date", "TEXT"),
-                 ("timing", "TEXT"), ("eps_estimate", "REAL"), ("available_ts", "INTEGER")),
-                ("symbol", "fiscal_period"),
-                about=('Announced report dates and estimates. Available when announced.'),
+                 ("timing", "TEXT"), ("eps_estimate", "REAL NULL"), ("available_ts", "INTEGER"),
+                 ("revenue_estimate", "REAL NULL")),
+                ("symbol", "fiscal_period", "available_ts"),
+                about=('Announced report dates (`timing`: bmo, amc, dmh) and estimates, a '
+                 'snapshot per run: estimates move, and each snapshot is available from when '
+                 'it was collected.'),
             ),
             TableSpec(
                 "earnings_results",
@@ -306,7 +337,7 @@ class MarketStore:
         """Create every table and index that is missing; idempotent."""
         with self.transaction():
             for spec in TABLES.values():
-                self.connection.execute(spec.create_sql())
+                migrate(self.connection, spec)
             self.connection.execute(QUARANTINE_SQL)
             for statement in _INDEXES:
                 self.connection.execute(statement)
@@ -340,6 +371,9 @@ class MarketStore:
         spec = _spec(table)
         if frame.empty:
             return 0
+        absent = spec.nullable - set(frame.columns)
+        if absent:  # optional columns this batch does not have
+            frame = frame.assign(**dict.fromkeys(absent, None))
         missing = [name for name in spec.column_names if name not in frame.columns]
         if missing:
             raise PermanentError(f"{table}: batch lacks columns {missing}")
@@ -425,6 +459,35 @@ class MarketStore:
         return StoreOutcome(self.upsert(table, good), rejected, reasons)
 
 
+def migrate(connection: sqlite3.Connection, spec: TableSpec) -> None:
+    """Create ``spec``'s table, or bring an older one to its columns and key, keeping the rows.
+
+    A table stored by an earlier version (fewer columns, a shorter key) is
+    rebuilt in the open transaction: its rows are copied into the new layout,
+    new columns get ``NULL`` or their ``migrate_defaults`` value.
+    """
+    existing = connection.execute(f"PRAGMA table_info({spec.name})").fetchall()
+    if not existing:
+        connection.execute(spec.create_sql())
+        return
+    columns = [row[1] for row in existing]
+    key = [row[1] for row in sorted(existing, key=lambda row: row[5]) if row[5]]
+    if columns == list(spec.column_names) and key == list(spec.key):
+        return
+    logger.warning("market store: migrating table %s to its new layout", spec.name)
+    connection.execute(f"ALTER TABLE {spec.name} RENAME TO {spec.name}__old")
+    connection.execute(spec.create_sql())
+    values = [
+        name if name in columns else spec.migrate_defaults.get(name, "NULL")
+        for name in spec.column_names
+    ]
+    connection.execute(
+        f"INSERT OR REPLACE INTO {spec.name} ({', '.join(spec.column_names)}) "
+        f"SELECT {', '.join(values)} FROM {spec.name}__old"
+    )
+    connection.execute(f"DROP TABLE {spec.name}__old")
+
+
 def _spec(table: str) -> TableSpec:
     try:
         return TABLES[table]
@@ -464,6 +527,8 @@ def validate(
     spec = _spec(table)
     frame = frame.reset_index(drop=True)
     count = len(frame)
+    for name in spec.nullable - set(frame.columns):
+        frame[name] = None  # optional columns a provider does not have
     missing = [name for name in spec.column_names if name not in frame.columns]
     if missing:
         rejects = frame.copy()
@@ -505,7 +570,8 @@ def validate(
         )
     with np.errstate(invalid="ignore"):
         for name in spec.prices:
-            checks.append((f"non-positive or NaN {name}", ~(numeric[name] > 0)))
+            absent = np.isnan(numeric[name]) if name in spec.nullable else False
+            checks.append((f"non-positive or NaN {name}", ~(numeric[name] > 0) & ~absent))
         if spec.ohlc:
             high, low = numeric["high"], numeric["low"]
             checks.append(("high below low", high < low))
@@ -514,7 +580,8 @@ def validate(
                 outside |= (numeric[name] < low) | (numeric[name] > high)
             checks.append(("open/close outside [low, high]", outside))
         for name in spec.non_negative:
-            checks.append((f"negative or NaN {name}", ~(numeric[name] >= 0)))
+            absent = np.isnan(numeric[name]) if name in spec.nullable else False
+            checks.append((f"negative or NaN {name}", ~(numeric[name] >= 0) & ~absent))
     reasons = np.full(count, None, dtype=object)
     for reason, failed in reversed(checks):  # earlier checks win: they overwrite later ones
         reasons[np.asarray(failed, dtype=bool)] = reason

@@ -118,8 +118,11 @@ def event_features(store: MarketStore, as_of_ts: int) -> tuple[pd.DataFrame, dic
         columns["earnings_surprise_pct"] = results.groupby("symbol")["surprise_pct"].last()
     insider = read(
         "insider_trades",
-        "SELECT symbol, side, value, available_ts FROM insider_trades "
-        "WHERE available_ts <= ? AND available_ts > ?",
+        # A 4/A replaces the rows of the filing it amends, once it is available.
+        "SELECT symbol, side, value, available_ts FROM insider_trades t "
+        "WHERE available_ts <= ?1 AND available_ts > ?2 AND NOT EXISTS ("
+        " SELECT 1 FROM insider_trades a WHERE a.amends IS NOT NULL AND a.available_ts <= ?1"
+        " AND a.symbol = t.symbol AND t.filing_id LIKE a.amends || '%')",
         90,
     )
     if not insider.empty:
@@ -141,6 +144,10 @@ def event_features(store: MarketStore, as_of_ts: int) -> tuple[pd.DataFrame, dic
         500,
     )
     if not fundamentals.empty:
+        # Each quarter as last filed by as_of: a restatement replaces the first figure
+        # only from its own filing on.
+        fundamentals = fundamentals.sort_values(["symbol", "period_end", "available_ts"])
+        fundamentals = fundamentals.drop_duplicates(["symbol", "period_end"], keep="last")
         last_four = fundamentals.groupby("symbol").tail(4)
         counts = last_four.groupby("symbol").size()
         ttm = last_four.groupby("symbol")["eps"].sum()
@@ -150,15 +157,14 @@ def event_features(store: MarketStore, as_of_ts: int) -> tuple[pd.DataFrame, dic
 
 def macro_context(store: MarketStore, as_of_ts: int) -> tuple[str | None, int | None]:
     """Latest value of each macro series released by ``as_of_ts`` (JSON) and its time."""
-    latest = store.query(
-        "SELECT e.series, e.value, e.available_ts FROM economic_series e JOIN "
-        "(SELECT series, MAX(available_ts) AS stamp FROM economic_series "
-        " WHERE available_ts <= ? GROUP BY series) m "
-        "ON e.series = m.series AND e.available_ts = m.stamp",
+    known = store.query(
+        "SELECT series, period, value, available_ts FROM economic_series WHERE available_ts <= ?",
         (as_of_ts,),
     )
-    if latest.empty:
+    if known.empty:
         return None, None
+    # The newest period of each series, in its newest vintage known at as_of.
+    latest = known.sort_values(["series", "period", "available_ts"]).groupby("series").tail(1)
     values = dict(zip(latest["series"], latest["value"].round(4), strict=True))
     return json.dumps(values, sort_keys=True), int(latest["available_ts"].max())
 

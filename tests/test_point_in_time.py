@@ -67,7 +67,8 @@ def plant_future_rows(store: MarketStore, as_of_ts: int, symbols: list[str]) -> 
     store.upsert(
         "fundamentals",
         pd.DataFrame(
-            {"symbol": symbols, "period_end": "2099-03-31", "fiscal_period": "2099Q1",
+            {"symbol": symbols, "period_end": "2099-03-31", "filing_id": "future",
+             "fiscal_period": "2099Q1",
              "revenue": 1e15, "net_income": 1e15, "eps": 999.0, "shares_outstanding": 1e6,
              "total_assets": 1.0, "total_debt": 0.0, "available_ts": later}
         ),

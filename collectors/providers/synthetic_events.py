@@ -153,12 +153,14 @@ class EventModel:
     def fundamentals(self, profiles: SymbolProfiles, since: date, as_of: datetime) -> pd.DataFrame:
         quarterly = self._quarterly(profiles, since, as_of)
         columns = [
-            "symbol", "period_end", "fiscal_period", "revenue", "net_income", "eps",
+            "symbol", "period_end", "filing_id", "fiscal_period", "revenue", "net_income", "eps",
             "shares_outstanding", "total_assets", "total_debt", "available_ts",
         ]  # fmt: skip
         if quarterly.empty:
             return pd.DataFrame(columns=columns)
         quarterly["available_ts"] = quarterly["filed_ts"]
+        # One filing per quarter: the synthetic market never restates.
+        quarterly["filing_id"] = "synthetic-" + quarterly["symbol"] + "-" + quarterly["period_end"]
         keep = (quarterly["filed_ts"] <= as_of.timestamp()) & (
             quarterly["filed_ts"] >= _epoch(since)
         )
