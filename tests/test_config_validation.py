@@ -369,7 +369,7 @@ BAD_CONFIGS = [
         ),
         "tasks.alpha.provider",
         "alpaca does not serve fundamentals (what the fundamentals collector needs); "
-        "providers that do: synthetic",
+        "providers that do: sec, synthetic",
     ),
     (
         "unknown-provider-in-a-chain",
@@ -387,8 +387,8 @@ BAD_CONFIGS = [
     ),
     (
         "unknown-provider-settings",
-        _set("providers", {"sec": {}}),
-        "providers.sec",
+        _set("providers", {"bloomberg": {}}),
+        "providers.bloomberg",
         "unknown key",
     ),
     (

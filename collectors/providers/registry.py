@@ -121,6 +121,47 @@ PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType(
                 {"base_url": "https://api.massive.com"},
                 "Massive (formerly Polygon.io): aggregates, grouped daily bars, tickers, news",
             ),
+            ProviderInfo(
+                "sec",
+                frozenset({"fundamentals", "insider_trades"}),
+                "collectors.providers.sec:SecProvider.from_settings",
+                (
+                    Credential(
+                        "SEC_USER_AGENT",
+                        "you: SEC requires a name and an e-mail address, "
+                        "e.g. 'Jane Doe jane@example.com'",
+                    ),
+                ),
+                {"base_url": "https://data.sec.gov", "www_url": "https://www.sec.gov"},
+                "SEC EDGAR: company facts (fundamentals as filed), Form 4 insider trades",
+            ),
+            ProviderInfo(
+                "fred",
+                frozenset({"economic_series"}),
+                "collectors.providers.fred:FredProvider.from_settings",
+                (Credential("FRED_API_KEY", "fred.stlouisfed.org, My Account, API Keys"),),
+                {
+                    "base_url": "https://api.stlouisfed.org",
+                    "series": ["DGS10", "CPIAUCSL", "UNRATE", "FEDFUNDS"],
+                },
+                "FRED / ALFRED: economic series in the vintage known at each moment",
+            ),
+            ProviderInfo(
+                "finnhub",
+                frozenset({"analyst_ratings", "earnings", "news"}),
+                "collectors.providers.finnhub:FinnhubProvider.from_settings",
+                (Credential("FINNHUB_API_KEY", "finnhub.io, Dashboard, API key"),),
+                {"base_url": "https://finnhub.io/api/v1"},
+                "Finnhub: recommendation trends, earnings calendar, company news",
+            ),
+            ProviderInfo(
+                "cboe",
+                frozenset({"options_chain"}),
+                "collectors.providers.cboe:CboeProvider.from_settings",
+                (),
+                {"base_url": "https://cdn.cboe.com"},
+                "Cboe delayed quotes: option chains, about 15 minutes delayed, no key",
+            ),
         )
     }
 )
