@@ -134,6 +134,7 @@ class Config:
                         "name": name,
                         "symbols": list(self.universe),
                         "limits_db": str(self.limits_db),
+                        "cache_dir": str(self.cache_dir),
                     }
                 )
         return chain

@@ -56,6 +56,7 @@ def real_provider_settings(config: Config, name: str) -> dict[str, Any]:
         "name": name,
         "symbols": list(config.universe) or ["SPY"],
         "limits_db": str(config.limits_db),
+        "cache_dir": str(config.cache_dir),
     }
 
 

@@ -547,6 +547,7 @@ def test_real_providers_get_their_defaults_the_universe_and_the_shared_limiter(
     assert alpaca["feed"] == "sip" and alpaca["data_url"] == "https://data.alpaca.markets"
     assert alpaca["symbols"] == list(config.universe)
     assert alpaca["limits_db"] == str(workdir.resolve() / "state" / "cache" / "rate_limits.db")
+    assert alpaca["cache_dir"] == str(workdir.resolve() / "state" / "cache")
     default = config.provider_settings(config.pipeline.task("alpha"))  # names no provider
     assert default == [{"name": "synthetic", "seed": 42, "universe_size": 50}]
 

@@ -13,7 +13,9 @@ its API. It gives every provider the same behaviour:
   connections, with exponential backoff and jitter, or the server's
   ``Retry-After`` (seconds or an HTTP date) when longer; a 429 also pauses
   the provider's limiter for every process, not only this request;
-- one error mapping: 401/403 are permanent and name the environment variable
+- one error mapping: 401/403 are permanent (a provider that answers a
+  throttle with a 403 HTML page, as SEC does, sets ``throttle_403_seconds``:
+  that 403 pauses the provider and is transient) and name the environment variable
   to set and where the key comes from; 400/422 are permanent and name the
   parameters sent; 404 is ``NotFound`` (a provider turns it into "unknown
   symbol" or a permanent error); 429/5xx/timeouts still failing after the
@@ -165,6 +167,7 @@ class ProviderHttp:
         credentials: Sequence[Credential] = (),
         sleeper: Sleeper = time.sleep,
         tries: int = IN_TASK_TRIES,
+        throttle_403_seconds: float | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/") + "/"
@@ -176,6 +179,8 @@ class ProviderHttp:
         self.session.headers.update({"User-Agent": USER_AGENT, **(headers or {})})
         self.limiter = SharedLimiter(provider, rates, limits_db)
         self.requests_made = 0
+        # SEC answers too many requests with a 403 and an HTML page, not a 429.
+        self.throttle_403_seconds = throttle_403_seconds
 
     def url(self, path: str) -> str:
         return path if "://" in path else urljoin(self.base_url, path.lstrip("/"))
@@ -230,6 +235,19 @@ class ProviderHttp:
                     f"({response.headers.get('Content-Type', 'no content type')})"
                 ) from None
         detail = self._detail(response)
+        html = "html" in response.headers.get("Content-Type", "").lower()
+        if status == 403 and html and self.throttle_403_seconds is not None:
+            wait = max(
+                retry_after_seconds(response.headers.get("Retry-After")) or 0.0,
+                self.throttle_403_seconds,
+            )
+            self.limiter.pause(wait)
+            # Too long to wait inside the task: the runner retries it later.
+            raise TransientError(
+                f"{self.provider}: {where}: HTTP 403, throttled (an HTML page, not the data); "
+                f"requests paused {wait:.0f} s",
+                wait,
+            )
         if status in RETRYABLE_STATUS:
             wait = retry_after_seconds(response.headers.get("Retry-After"))
             if status == 429:
