@@ -444,6 +444,7 @@ def test_news_paginates_one_row_per_article_and_symbol_never_after_as_of(
             "headline": "Apple And Microsoft Lead Megacap Gains As Nasdaq Opens The Quarter Higher",
             "source": "benzinga",
             "available_ts": epoch("2024-07-01T13:41:07"),
+            "updated_ts": epoch("2024-07-01T13:41:08"),
         },
         {
             "article_id": "alpaca:39551122:MSFT",
@@ -451,6 +452,7 @@ def test_news_paginates_one_row_per_article_and_symbol_never_after_as_of(
             "headline": "Apple And Microsoft Lead Megacap Gains As Nasdaq Opens The Quarter Higher",
             "source": "benzinga",
             "available_ts": epoch("2024-07-01T13:41:07"),
+            "updated_ts": epoch("2024-07-01T13:41:08"),
         },
         {
             "article_id": "alpaca:39551870:AAPL",  # TSLA was not asked for
@@ -461,6 +463,7 @@ def test_news_paginates_one_row_per_article_and_symbol_never_after_as_of(
             ),
             "source": "benzinga",
             "available_ts": epoch("2024-07-01T14:12:33"),  # created_at, not updated_at
+            "updated_ts": epoch("2024-07-01T14:20:01"),
         },
         {
             "article_id": "alpaca:39552410:MSFT",
@@ -468,6 +471,7 @@ def test_news_paginates_one_row_per_article_and_symbol_never_after_as_of(
             "headline": "Microsoft To Stop Observer Role On OpenAI Board, Report Says",
             "source": "benzinga",
             "available_ts": epoch("2024-07-01T14:58:59"),
+            "updated_ts": epoch("2024-07-01T14:59:00"),
         },
     ]  # the 15:00:01 article is after as_of and left out
     requests = requests_to(httpserver, "/v1beta1/news")

@@ -536,6 +536,7 @@ def test_news_has_one_row_per_article_and_symbol_and_nothing_after_as_of(
         "headline": "Apple vs. Microsoft: Which Megacap Is the Better Buy for July?",
         "source": "The Motley Fool",
         "available_ts": ts("2024-07-01T15:02:40"),
+        "updated_ts": None,  # Massive does not say when an article was edited
     }
     assert frame["available_ts"].max() == ts("2024-07-01T20:50:00")
     no_rejects("news", frame, as_of, known_symbols=["AAPL", "MSFT"])

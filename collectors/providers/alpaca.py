@@ -353,6 +353,8 @@ class AlpacaProvider:
                             "headline": str(headline),
                             "source": str(article.get("source") or "unknown"),
                             "available_ts": epoch(created),
+                            # Kept beside it: an edit never moves when the item was known.
+                            "updated_ts": _updated_ts(article, where),
                         }
         return _frame(list(rows.values()), "news")
 
@@ -451,6 +453,11 @@ def _ohlcv(bar: Any) -> dict[str, float]:
     }
 
 
+def _updated_ts(article: Mapping[str, Any], where: str) -> int | None:
+    updated = article.get("updated_at")
+    return epoch(parse_utc(updated, "news updated_at")) if updated else None
+
+
 def _frame(rows: list[dict[str, Any]], table: str) -> pd.DataFrame:
     """Rows in the layout of the store's ``table``, sorted by its key, ``_ts`` as int64."""
     spec = TABLES[table]
@@ -458,7 +465,7 @@ def _frame(rows: list[dict[str, Any]], table: str) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(columns))
     for name in columns:
         if name.endswith("_ts"):
-            frame[name] = frame[name].astype("int64")
+            frame[name] = frame[name].astype("Int64" if name in spec.nullable else "int64")
     return frame.sort_values(list(spec.key), kind="stable").reset_index(drop=True)
 
 

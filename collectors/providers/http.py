@@ -237,16 +237,16 @@ class ProviderHttp:
         detail = self._detail(response)
         html = "html" in response.headers.get("Content-Type", "").lower()
         if status == 403 and html and self.throttle_403_seconds is not None:
-            wait = max(
+            pause = max(
                 retry_after_seconds(response.headers.get("Retry-After")) or 0.0,
                 self.throttle_403_seconds,
             )
-            self.limiter.pause(wait)
+            self.limiter.pause(pause)
             # Too long to wait inside the task: the runner retries it later.
             raise TransientError(
                 f"{self.provider}: {where}: HTTP 403, throttled (an HTML page, not the data); "
-                f"requests paused {wait:.0f} s",
-                wait,
+                f"requests paused {pause:.0f} s",
+                pause,
             )
         if status in RETRYABLE_STATUS:
             wait = retry_after_seconds(response.headers.get("Retry-After"))

@@ -131,7 +131,9 @@ def _frame(rows: list[dict[str, Any]], columns: Sequence[str], key: Sequence[str
         return pd.DataFrame({name: pd.Series(dtype=_dtype(name)) for name in columns})
     frame = pd.DataFrame(rows, columns=list(columns))
     for name in columns:
-        frame[name] = frame[name].astype(_dtype(name))
+        # An optional time (news updated_ts) Massive does not give stays a null integer.
+        optional_ts = name.endswith("_ts") and frame[name].isna().any()
+        frame[name] = frame[name].astype("Int64" if optional_ts else _dtype(name))
     return frame.sort_values(list(key), kind="stable").reset_index(drop=True)
 
 
