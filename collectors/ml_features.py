@@ -137,6 +137,15 @@ def event_features(store: MarketStore, as_of_ts: int) -> tuple[pd.DataFrame, dic
     if not ratings.empty:
         drift = (ratings["to_rating"] - ratings["from_rating"]).astype(float)
         columns["rating_drift_30d"] = drift.groupby(ratings["symbol"]).sum()
+    else:
+        trends = read(
+            "analyst_trends",
+            "SELECT symbol, period, strong_buy, buy, hold, sell, strong_sell, available_ts "
+            "FROM analyst_trends WHERE available_ts <= ? AND available_ts > ?",
+            30,
+        )
+        if not trends.empty:
+            columns["rating_drift_30d"] = consensus_drift(trends)
     fundamentals = read(
         "fundamentals",
         "SELECT symbol, period_end, eps, available_ts FROM fundamentals "
@@ -153,6 +162,27 @@ def event_features(store: MarketStore, as_of_ts: int) -> tuple[pd.DataFrame, dic
         ttm = last_four.groupby("symbol")["eps"].sum()
         columns["ttm_eps"] = ttm[counts == 4]
     return pd.DataFrame(columns), inputs
+
+
+def consensus_drift(trends: pd.DataFrame) -> pd.Series:
+    """Per symbol, the change of the analysts' consensus from the month before to the last.
+
+    From the newest snapshot of recommendation counts; the consensus runs from
+    -2 (all strong sell) to +2 (all strong buy).
+    """
+    newest = trends[
+        trends["available_ts"] == trends.groupby("symbol")["available_ts"].transform("max")
+    ]
+    counts = newest[["strong_buy", "buy", "hold", "sell", "strong_sell"]].astype(float)
+    total = counts.sum(axis=1).where(lambda n: n > 0)
+    score = (
+        2 * counts["strong_buy"] + counts["buy"] - counts["sell"] - 2 * counts["strong_sell"]
+    ) / total
+    months = newest.assign(score=score).sort_values(["symbol", "period"])
+    last_two = months.groupby("symbol")["score"].apply(
+        lambda s: s.iloc[-1] - s.iloc[-2] if len(s) > 1 else 0.0
+    )
+    return last_two.astype(float)
 
 
 def macro_context(store: MarketStore, as_of_ts: int) -> tuple[str | None, int | None]:

@@ -97,3 +97,18 @@ def test_a_database_from_before_the_new_keys_is_migrated_with_its_rows(tmp_path:
     assert rows.loc[0, "filing_id"] == "first-reported"
     assert (rows.loc[0, "eps"], rows.loc[0, "available_ts"]) == (3.0, 7)
     assert pd.isna(rows.loc[0, "equity"])
+
+
+def test_recommendation_trends_give_the_consensus_drift_known_at_the_as_of(store) -> None:
+    def month(period: str, strong_buy: int, sell: int, taken: int) -> dict:
+        return {"symbol": "AAPL", "period": period, "strong_buy": strong_buy, "buy": 0,
+                "hold": 10 - strong_buy - sell, "sell": sell, "strong_sell": 0,
+                "available_ts": taken}  # fmt: skip
+
+    early = [month("2023-10-01", 2, 0, FIRST_FILED), month("2023-11-01", 4, 0, FIRST_FILED)]
+    later = [month("2023-11-01", 4, 0, BETWEEN), month("2023-12-01", 2, 4, BETWEEN)]
+    store.upsert("analyst_trends", pd.DataFrame(early + later))
+    first, _ = event_features(store, FIRST_FILED + 60)
+    second, _ = event_features(store, BETWEEN + 60)
+    assert first.loc["AAPL", "rating_drift_30d"] == pytest.approx((8 - 4) / 10)  # 0.4 -> 0.8
+    assert second.loc["AAPL", "rating_drift_30d"] == pytest.approx((0 - 8) / 10)  # 0.8 -> 0.0
