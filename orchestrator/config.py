@@ -501,6 +501,7 @@ def _task_model(
             yellow=parse_duration(freshness["yellow"]),
             clock=freshness["clock"],
             data_time_sql=freshness.get("data_time_sql"),
+            database=freshness.get("database"),
         ),
         # A daily task's period is its whole session.
         interval_seconds=int(parse_duration(task["interval"])) if intraday else 86400,
@@ -508,6 +509,8 @@ def _task_model(
         not_before=parse_clock_time(task["not_before"]) if "not_before" in task else None,
         options=dict(task["options"]),
         providers=_task_providers(task, default_provider),
+        python=task.get("python", defaults.get("python")),
+        label=task.get("label"),
     )
 
 

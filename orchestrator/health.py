@@ -33,7 +33,7 @@ import json
 import os
 import sqlite3
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -88,6 +88,7 @@ class SourceHealth:
     message: str
     green_seconds: float
     yellow_seconds: float
+    label: str | None = None  # the task's display name, when it has one
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class TaskHealth:
     average_runtime_seconds: float | None
     last_records_processed: int | None
     last_error: str | None
+    label: str | None = None
 
     @property
     def success_rate(self) -> float | None:
@@ -179,7 +181,8 @@ def _query_data_time(
     replayed moment ignores rows stored by later runs.
     """
     if connection is None:
-        return None, f"no market database yet ({market_db})"
+        what = "market database" if market_db.name == "market.db" else "database"
+        return None, f"no {what} yet ({market_db})"
     try:
         row = connection.execute(sql, {"now": int(now.timestamp())}).fetchone()
     except sqlite3.DatabaseError as error:
@@ -265,8 +268,8 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
         raise ValueError(f"naive datetime {now!r}: pass a timezone-aware time")
     rows, notes = read_status_rows(config.status_db)
     pipeline = config.pipeline
-    needs_market = any(t.freshness.data_time_sql for t in pipeline)
-    market = _connect_readonly(config.market_db) if needs_market else None
+    # Opened on first use, read-only: the market database, or a script's own (`database:`).
+    databases: dict[Path, sqlite3.Connection | None] = {}
     sources: list[SourceHealth] = []
     try:
         for task in pipeline:
@@ -274,8 +277,13 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
             row = rows.get(task.name)
             reason: str | None
             if freshness.data_time_sql:
+                path = (
+                    config.base_dir / freshness.database if freshness.database else config.market_db
+                )
+                if path not in databases:
+                    databases[path] = _connect_readonly(path)
                 data_time, reason = _query_data_time(
-                    market, freshness.data_time_sql, config.market_db, now
+                    databases[path], freshness.data_time_sql, path, now
                 )
                 basis = "data" if data_time else None
             else:
@@ -299,13 +307,20 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
                     message=message,
                     green_seconds=freshness.green,
                     yellow_seconds=freshness.yellow,
+                    label=task.label,
                 )
             )
     finally:
-        if market is not None:
-            market.close()
+        for connection in databases.values():
+            if connection is not None:
+                connection.close()
     tasks = tuple(
-        _task_health(task, rows.get(task.name), now, failed_upstream(task.name, pipeline, rows))
+        replace(
+            _task_health(
+                task, rows.get(task.name), now, failed_upstream(task.name, pipeline, rows)
+            ),
+            label=task.label,
+        )
         for task in pipeline
     )
     return HealthReport(
@@ -388,10 +403,17 @@ def _source_lines(report: HealthReport, color: bool) -> list[str]:
     for source in report.sources_by_severity():
         mark = f"{_MARKS[source.status]} " if color else ""
         age = human_age(source.age_seconds) if source.age_seconds is not None else "-"
-        rows.append([f"{mark}{source.status}", source.task, age, source.message])
+        rows.append(
+            [f"{mark}{source.status}", _shown(source.task, source.label), age, source.message]
+        )
         code = _COLORS[source.status]
         colors.append([code, None, code, _DIM])
     return _table(rows, colors if color else None)
+
+
+def _shown(name: str, label: str | None) -> str:
+    """A task as the dashboard names it: ``news_sentiment (News & Sentiment)``."""
+    return f"{name} ({label})" if label and label != name else name
 
 
 def _task_lines(report: HealthReport, color: bool) -> list[str]:
@@ -412,7 +434,7 @@ def _task_lines(report: HealthReport, color: bool) -> list[str]:
         error = (task.last_error or "-") if failing else "-"
         rows.append(
             [
-                task.task,
+                _shown(task.task, task.label),
                 task.status,
                 success,
                 last,
@@ -464,6 +486,7 @@ def report_dict(report: HealthReport) -> dict[str, Any]:
         "sources": [
             {
                 "task": s.task,
+                "label": s.label,
                 "family": s.family,
                 "clock": s.clock,
                 "status": s.status,
@@ -480,6 +503,7 @@ def report_dict(report: HealthReport) -> dict[str, Any]:
         "tasks": [
             {
                 "task": t.task,
+                "label": t.label,
                 "family": t.family,
                 "critical": t.critical,
                 "status": t.status,

@@ -63,6 +63,7 @@ class Freshness:
     yellow: float
     clock: str = "wall"
     data_time_sql: str | None = None
+    database: str | None = None  # the SQLite file data_time_sql reads (default market.db)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class TaskConfig:
     not_before: time | None
     options: Mapping[str, Any] = field(default_factory=dict)
     providers: tuple[str, ...] = ("synthetic",)  # in fallback order, per symbol
+    python: str | None = None  # the interpreter of a .py script (default: this one)
+    label: str | None = None  # a display name (an imported task's original name)
 
     @property
     def longest_run(self) -> timedelta:

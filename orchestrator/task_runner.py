@@ -36,6 +36,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -153,8 +154,34 @@ def child_command(
     assert task.script is not None
     script = Path(task.script)
     script = script if script.is_absolute() else config.base_dir / script
-    prefix = [sys.executable] if script.suffix == ".py" else []
+    prefix = [task.python or sys.executable] if script.suffix == ".py" else []
     return [*prefix, str(script), *task.args]
+
+
+def script_environment(config: Config, env: dict[str, str]) -> dict[str, str]:
+    """A user script's environment: the project root first on ``PYTHONPATH``.
+
+    Scripts moved from the Master Orchestrator import their own packages from
+    the project root, as its runner let them.
+    """
+    paths = [str(config.base_dir), *filter(None, [env.get("PYTHONPATH")])]
+    return {**env, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+# "Inserted 85 records", "Processed 1,204 rows": what the seed's scripts print and its
+# later runner counted when a script reports nothing else.
+_RECORDS_IN_OUTPUT = re.compile(
+    r"\b(?:Processed|Inserted|Updated|Collected|Added|Saved|Stored)\s+([\d,]+)\b", re.I
+)
+
+
+def records_from_output(text: str) -> int | None:
+    """The count of the last line saying "Inserted N ..." (its first count), or None."""
+    for line in reversed(text.splitlines()):
+        found = _RECORDS_IN_OUTPUT.search(line)
+        if found:
+            return int(found.group(1).replace(",", ""))
+    return None
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -212,9 +239,19 @@ def run_attempt(command: list[str], env: dict[str, str], timeout: float) -> Atte
                 _kill_group(process)
                 raise
         error_text = redact(stderr_file.read_text(errors="replace"), env)
-        sys.stderr.write(redact(stdout_file.read_text(errors="replace"), env) + error_text)
+        output_text = redact(stdout_file.read_text(errors="replace"), env)
+        sys.stderr.write(output_text + error_text)
         sys.stderr.flush()
         result, problem = read_result(result_file)
+        if result_file.exists():
+            result.setdefault("records_counted_from", "result file")
+        elif code == 0:
+            counted = records_from_output(output_text + "\n" + error_text)
+            result = (
+                {"records_processed": counted, "records_counted_from": "output"}
+                if counted is not None
+                else {"records_counted_from": "nothing reported"}
+            )
     # A task that failed (or was killed half-way through writing it) fails for that.
     if problem is not None and code == 0:
         return AttemptOutcome(Outcome.PERMANENT, f"{RESULT_FILE_NAME}: {problem}")
@@ -424,6 +461,7 @@ def run_task(
                     "rows_rejected": int(outcome.result.get("rows_rejected") or 0),
                     "data_as_of": outcome.result.get("data_as_of"),
                     **_served_by(outcome.result),
+                    "records_counted_from": outcome.result.get("records_counted_from"),
                 },
             )
             logger.info(
@@ -494,6 +532,8 @@ def _attempts(
         attempt_started = clock()
         command = child_command(config, task, context_file, attempt_started)
         attempt_env = {**env, "ORCHESTRATOR_ATTEMPT": str(attempt_number)}
+        if task.script is not None:
+            attempt_env = script_environment(config, attempt_env)
         outcome = run_attempt(command, attempt_env, task.max_runtime_seconds)
         store.record_attempt(
             Attempt(

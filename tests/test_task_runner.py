@@ -95,6 +95,7 @@ def test_success_writes_a_complete_sentinel_last(
         "records_processed": 7,
         "rows_rejected": 2,
         "data_as_of": "2026-11-20T14:30:00+00:00",
+        "records_counted_from": "result file",
     }
     assert datetime.fromisoformat(record["started_at"]) == NOW
     assert datetime.fromisoformat(record["finished_at"]) == NOW
@@ -549,3 +550,57 @@ def test_a_replay_at_an_earlier_moment_of_the_session_leaves_the_live_status_alo
     assert report.status == "success" and output.exists()
     assert status_of(config, "news") == live
     assert len(StatusStore(config.status_db).attempts("news")) == 2  # both in the history
+
+
+# -- scripts moved in from the Master Orchestrator -------------------------------------
+
+
+def test_a_script_that_only_prints_its_count_is_counted_from_its_output(base: Path) -> None:
+    script = base / "collector.py"
+    script.write_text(
+        "print('Connecting...')\n"
+        "print('Inserted 1,204 records into prices')\n"
+        "print('Processed 85 symbols, updated 3')\n"
+        "print('Elapsed 2.0 s')\n"
+    )
+    config = daily_config(base, assets={"script": str(script)})
+    report, output, _ = run(config, "assets")
+    assert report.status == "success"
+    record = json.loads(output.read_text())
+    assert (record["records_processed"], record["records_counted_from"]) == (85, "output")
+
+
+def test_a_script_runs_with_the_project_on_its_path_and_the_interpreter_named(
+    base: Path,
+) -> None:
+    (base / "mylib").mkdir()
+    (base / "mylib" / "__init__.py").write_text("ANSWER = 42\n")
+    script = base / "collectors_old" / "01_prices.py"
+    script.parent.mkdir()
+    script.write_text(
+        "import json, os\n"
+        "import mylib  # the project's own package, as the seed's runner allowed\n"
+        "with open(os.environ['ORCHESTRATOR_RESULT_FILE'], 'w') as out:\n"
+        "    json.dump({'records_processed': mylib.ANSWER}, out)\n"
+    )
+    used = base / "their-python-ran"
+    interpreter = base / "their-python"
+    interpreter.write_text(f'#!/bin/sh\ntouch "{used}"\nexec "{sys.executable}" "$@"\n')
+    interpreter.chmod(0o755)
+    config = daily_config(base, assets={"script": str(script), "python": str(interpreter)})
+    report, output, _ = run(config, "assets")
+    assert report.status == "success", report
+    assert json.loads(output.read_text())["records_processed"] == 42
+    assert used.exists()
+
+
+def test_a_script_that_prints_no_count_reports_zero_and_says_so(base: Path) -> None:
+    script = base / "quiet.py"
+    script.write_text("print('done')\n")
+    config = daily_config(base, assets={"script": str(script)})
+    _, output, _ = run(config, "assets")
+    record = json.loads(output.read_text())
+    assert (record["records_processed"], record["records_counted_from"]) == (
+        0,
+        "nothing reported",
+    )
