@@ -46,6 +46,7 @@ examples:
   orchestrator schedule uninstall --launchd remove them (and print how to unload them)
   orchestrator providers                    what each provider serves; are its keys set?
   orchestrator providers check              one authenticated call per provider in use
+  orchestrator import-seed ../old/dependency_graph.yaml --dry-run   move in from the seed
 
 exit status: 0 ok, 1 a task failed, 2 bad usage, config or state, 3 already running.
 --health: 0 all green, 1 any yellow or unknown or a failed task, 2 any red or a
@@ -83,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         "command",
         nargs="*",
         help="`health`, `summary`, `graph`, `forcerun TASK...`, `backfill`, `logs TASK`, "
-        "`schedule install|uninstall|status`, or `providers [check [NAME]|record NAME]`",
+        "`schedule install|uninstall|status`, `providers [check [NAME]|record NAME]`, "
+        "or `import-seed PATH/dependency_graph.yaml`",
     )
     parser.add_argument("--dry-run", "-n", action="store_true", help="show what would run")
     parser.add_argument("--once", action="store_true", help="intraday: run one tick and exit")
@@ -110,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cron", action="store_true", help="schedule: crontab lines")
     parser.add_argument("--systemd", action="store_true", help="schedule: systemd user units")
     parser.add_argument("--dest", type=Path, help="schedule: where to write the files")
+    parser.add_argument(
+        "--scripts-root", type=Path, help="import-seed: the folder the seed's scripts are in"
+    )
+    parser.add_argument(
+        "--merge-duplicates",
+        action="store_true",
+        help="import-seed: one task for intraday tasks running the same script and args",
+    )
     parser.add_argument("--symbols", help="providers record: comma-separated symbols")
     parser.add_argument("--out", type=Path, help="providers record: the folder for responses")
     parser.add_argument("--config", type=Path, help="config file (default: config.yaml)")
@@ -141,6 +151,7 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
     health = args.health or args.command[:1] == ["health"]
     schedule = args.command[:1] == ["schedule"]
     recording = args.command[:2] == ["providers", "record"]
+    seeding = args.command[:1] == ["import-seed"]
     for flag, on, allowed, needs in (
         ("--json", args.json, health, "--health"),
         ("--min-staleness", args.min_staleness, args.update_stale, "--update-stale"),
@@ -149,6 +160,8 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
         ("--systemd", args.systemd, schedule, "the schedule command"),
         ("--dest", args.dest, schedule, "the schedule command"),
         ("--symbols", args.symbols, recording, "providers record"),
+        ("--scripts-root", args.scripts_root, seeding, "the import-seed command"),
+        ("--merge-duplicates", args.merge_duplicates, seeding, "the import-seed command"),
         ("--out", args.out, recording, "providers record"),
     ):
         if on and not allowed:
@@ -243,6 +256,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     os.chdir(project)  # Snakemake and the relative state/ paths work from here
     if args.health or command[:1] == ["health"]:
         return _health(config_path, args.json)
+    if command[:1] == ["import-seed"]:
+        return _import_seed(args, parser, config_path, command[1:])
     from orchestrator.config import load_config
 
     config = load_config(config_path)
@@ -701,6 +716,26 @@ def run_update_stale(config: Config, args: argparse.Namespace) -> int:
             code = run_snakemake(call, config.base_dir)
         worst = max(worst, CommandExit.OK if code == 0 else CommandExit.FAILED)
     return worst
+
+
+def _import_seed(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, config_path: Path, words: list[str]
+) -> int:
+    """``import-seed PATH/dependency_graph.yaml``: merge the seed's tasks into the config."""
+    if len(words) != 1:
+        parser.error("usage: import-seed PATH/dependency_graph.yaml [--scripts-root DIR]")
+    from orchestrator.seed_import import run_import
+
+    print(
+        run_import(
+            config_path,
+            Path(words[0]),
+            scripts_root=args.scripts_root,
+            dry_run=args.dry_run,
+            merge_duplicates=args.merge_duplicates,
+        )
+    )
+    return CommandExit.OK
 
 
 def _providers(
