@@ -89,6 +89,7 @@ def record_responses(config: Config, name: str, symbols: list[str], out: Path) -
     from datetime import UTC, datetime, timedelta
 
     from collectors.providers import get_provider
+    from collectors.providers.registry import PROVIDERS
     from orchestrator.market_calendar import load_calendar
 
     calendar = load_calendar(config.calendar_name, config.cache_dir)
@@ -111,9 +112,23 @@ def record_responses(config: Config, name: str, symbols: list[str], out: Path) -
     now = datetime.now(UTC)
     last = calendar.previous_session(now.astimezone(calendar.tz).date())
     sessions = calendar.sessions_in_range(last - timedelta(days=10), last)[-5:]
-    provider.universe(now)
-    provider.daily_bars(symbols, sessions)
+    month_ago = sessions[0] - timedelta(days=25)
     hours = calendar.hours(last)
-    provider.intraday_bars(symbols, last, hours.open, hours.open + timedelta(minutes=30))
-    provider.news(symbols, sessions[0], now)
+    # One small call of each kind the provider serves.
+    calls = {
+        "universe": lambda: provider.universe(now),
+        "daily_bars": lambda: provider.daily_bars(symbols, sessions),
+        "intraday_bars": lambda: provider.intraday_bars(
+            symbols, last, hours.open, hours.open + timedelta(minutes=30)
+        ),
+        "news": lambda: provider.news(symbols, sessions[0], now),
+        "fundamentals": lambda: provider.fundamentals(symbols, month_ago, now),
+        "insider_trades": lambda: provider.insider_trades(symbols, month_ago, now),
+        "analyst_ratings": lambda: provider.analyst_ratings(symbols, month_ago, now),
+        "economic_series": lambda: provider.economic_series(month_ago, now),
+        "options_chain": lambda: provider.options_chain(symbols, last, now),
+        "earnings": lambda: provider.earnings_calendar(symbols, month_ago, now),
+    }
+    for kind in sorted(PROVIDERS[name].serves):
+        calls[kind]()
     return saved

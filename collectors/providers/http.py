@@ -282,12 +282,15 @@ class ProviderHttp:
         except ValueError:
             body = response.text.strip()
         if isinstance(body, dict):
-            text = str(body.get("message") or body.get("error") or body.get("status") or body)
+            fields = ("message", "error_message", "error", "status")
+            text = str(next((body[f] for f in fields if body.get(f)), body))
         else:
             text = str(body)
-        text = redact(" ".join(text.split())[:200])
+        # Secrets out first, then shorten: a cut must never leave half a key behind.
+        text = redact(" ".join(text.split()))
         for value in self.auth_params.values():
             text = text.replace(value, "***")
+        text = text[:200]
         return f" ({text})" if text else ""
 
     # -- pagination ---------------------------------------------------------------
