@@ -206,8 +206,9 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                 ("symbol", "session", "expiry", "strike", "option_type"),
                 prices=("strike", "spot", "ask", "mid", "implied_vol"),
                 non_negative=("bid", "open_interest"),
-                about=("End-of-day option quotes and greeks per contract. Available at the "
-                 "session's close."),
+                about=("Option quotes and greeks per contract: one snapshot per session, taken "
+                 "at the daily run (its open). Available at the quote time (Cboe: about 15 "
+                 "minutes delayed), never after the run's as-of."),
             ),
             TableSpec(
                 "earnings_calendar",
@@ -215,7 +216,7 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                  ("timing", "TEXT"), ("eps_estimate", "REAL NULL"), ("available_ts", "INTEGER"),
                  ("revenue_estimate", "REAL NULL")),
                 ("symbol", "fiscal_period", "available_ts"),
-                about=('Announced report dates (`timing`: bmo, amc, dmh) and estimates, a '
+                about=('Announced report dates (`timing`: bmo, amc, dmh or unknown) and estimates, a '
                  'snapshot per run: estimates move, and each snapshot is available from when '
                  'it was collected.'),
             ),

@@ -66,6 +66,10 @@ class NotFound(PermanentError):
     """The provider has no such resource (HTTP 404): a symbol it does not know."""
 
 
+class Forbidden(PermanentError):
+    """HTTP 403 from a provider that needs no key: access to that resource is refused."""
+
+
 class _Retryable(Exception):
     """A failure worth another try inside the task, with the server's wait hint."""
 
@@ -261,6 +265,8 @@ class ProviderHttp:
                 "not include this data (history depth, real-time bars); choose other data or "
                 "another plan"
             )
+        if status in (401, 403) and not self.credentials:
+            raise Forbidden(f"{self.provider}: {where}: HTTP {status}{detail}: access refused")
         if status in (401, 403):
             names = " and ".join(c.variable for c in self.credentials) or "its key"
             where_from = "; ".join(c.where for c in self.credentials)
