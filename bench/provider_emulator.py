@@ -68,6 +68,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -159,27 +161,61 @@ def market_symbols(size: int) -> list[str]:
 
 
 def _mix(index: int, step: int) -> int:
-    """A deterministic pseudo-random 32-bit number for (ticker, day or minute)."""
+    """A deterministic pseudo-random 32-bit number for (ticker, cycle): phases of actions."""
     return zlib.crc32(f"{index}:{step}".encode())
 
 
-def _ohlcv(index: int, step: int) -> dict[str, float | int]:
-    """One bar's prices: valid (low <= open, close <= high, all > 0) for any inputs."""
-    noise = _mix(index, step)
-    base = 5 + (index * 7919) % 995
-    close = round(base * (1 + 0.1 * math.sin((step + index) / 17)), 2)
-    open_ = round(close * (1 + ((noise % 201) - 100) / 10_000), 2)
-    high = round(max(open_, close) * 1.01, 2)
-    low = round(min(open_, close) * 0.99, 2)
-    return {
-        "o": open_,
-        "h": high,
-        "l": low,
-        "c": close,
-        "v": 1_000 + noise % 1_000_000,
-        "n": 10 + noise % 5_000,
-        "vw": round((high + low + close) / 3, 4),
-    }
+class JsonText(str):
+    """A response body already encoded as JSON (the bulk bar endpoints build it directly:
+    ``json.dumps`` of 10,000 bar objects would make the emulator, not the API, the
+    bottleneck of a scaled run)."""
+
+
+# One bar's fields after its stamp (and ticker); prices have two decimals.
+BAR_FIELDS = '"o":%.2f,"h":%.2f,"l":%.2f,"c":%.2f,"v":%d,"n":%d,"vw":%.4f}'
+_U32 = np.uint64(0xFFFFFFFF)
+
+
+def bar_texts(heads: Sequence[str], indexes: Sequence[int], steps: Sequence[int]) -> list[str]:
+    """Bars as JSON object texts: ``{`` + each head (its ``"t":...,`` fields) + OHLCV.
+
+    Values are deterministic per (ticker index, day or minute) and valid for the
+    store (0 < low <= open, close <= high), computed for all bars at once.
+    """
+    if not heads:
+        return []
+    index = np.asarray(indexes, dtype=np.uint64)
+    step = np.asarray(steps, dtype=np.uint64)
+    mixed = (index * np.uint64(0x9E3779B1) + step * np.uint64(0x85EBCA77)) & _U32
+    mixed ^= mixed >> np.uint64(15)
+    mixed = (mixed * np.uint64(0x2C1B3C6D)) & _U32
+    mixed ^= mixed >> np.uint64(12)
+    noise = mixed.astype(np.int64)
+    base = 5 + (index.astype(np.int64) * 7919) % 995  # 5 to 999: every price stays positive
+    close = np.round(base * (1 + 0.1 * np.sin((step.astype(np.float64) + index) / 17)), 2)
+    open_ = np.round(close * (1 + ((noise % 201) - 100) / 10_000), 2)
+    high = np.round(np.maximum(open_, close) * 1.01, 2)
+    low = np.round(np.minimum(open_, close) * 0.99, 2)
+    vwap = np.round((high + low + close) / 3, 4)
+    rows = zip(
+        heads,
+        open_.tolist(),
+        high.tolist(),
+        low.tolist(),
+        close.tolist(),
+        (1_000 + noise % 1_000_000).tolist(),
+        (10 + noise % 5_000).tolist(),
+        vwap.tolist(),
+        strict=True,
+    )
+    template = "{%s" + BAR_FIELDS
+    return [template % row for row in rows]
+
+
+def with_raw_field(head: Mapping[str, Any], name: str, raw: str) -> JsonText:
+    """``head`` as JSON with one more field whose value is already JSON text."""
+    text = json.dumps(head, separators=(",", ":"))
+    return JsonText(f'{text[:-1]},"{name}":{raw}}}')
 
 
 @dataclass(frozen=True)
@@ -253,12 +289,6 @@ class Market:
             high = min(last - 60, end)
             found.extend(range(low, high + 1, 60))
         return found
-
-    def daily_bar(self, symbol: str, day: date) -> dict[str, float | int]:
-        return _ohlcv(self.index[symbol], day.toordinal())
-
-    def minute_bar(self, symbol: str, start: int) -> dict[str, float | int]:
-        return _ohlcv(self.index[symbol], start // 60)
 
     def session_close(self, day: date) -> int | None:
         is_session, *_, close = self._session_times(day)
@@ -465,7 +495,10 @@ class ProviderEmulator:
             if match is None:
                 continue
             status, extra, body = self._serve(route, match.groups(), query, headers)
-            data = json.dumps(body, separators=(",", ":")).encode()
+            if isinstance(body, JsonText):
+                data = body.encode()
+            else:
+                data = json.dumps(body, separators=(",", ":")).encode()
             with self.lock:
                 by_status = self.counts.setdefault(f"{route.api} {route.name}", {})
                 by_status[str(status)] = by_status.get(str(status), 0) + 1
@@ -630,14 +663,20 @@ class ProviderEmulator:
             offset = int(decode_cursor(query["page_token"], alpaca_error)["offset"])
         total = len(symbols) * len(stamps)
         stop = min(offset + limit, total)
-        bars: dict[str, list[dict[str, Any]]] = {}
-        for flat in range(offset, stop):
-            symbol_position, stamp_position = divmod(flat, len(stamps))
-            symbol = symbols[symbol_position]
-            text, step = stamps[stamp_position]
-            bars.setdefault(symbol, []).append({"t": text, **_ohlcv(market.index[symbol], step)})
+        # Bar ``flat`` of the ordering is symbol flat // len(stamps), stamp flat % len(stamps).
+        flats = range(offset, stop)
+        positions = [divmod(flat, len(stamps)) for flat in flats]
+        texts = bar_texts(
+            [f'"t":"{stamps[stamp][0]}",' for _, stamp in positions],
+            [market.index[symbols[symbol]] for symbol, _ in positions],
+            [stamps[stamp][1] for _, stamp in positions],
+        )
+        by_symbol: dict[str, list[str]] = {}
+        for (symbol, _), text in zip(positions, texts, strict=True):
+            by_symbol.setdefault(symbols[symbol], []).append(text)
+        bars = ",".join(f'"{symbol}":[{",".join(items)}]' for symbol, items in by_symbol.items())
         token = encode_cursor({"offset": stop}) if stop < total else None
-        return {"bars": bars, "next_page_token": token, "currency": "USD"}
+        return with_raw_field({"next_page_token": token, "currency": "USD"}, "bars", f"{{{bars}}}")
 
     def alpaca_corporate_actions(self, query: Query, parts: Sequence[str]) -> Any:
         asked = [symbol for symbol in query.get("symbols", "").split(",") if symbol]
@@ -775,20 +814,22 @@ class ProviderEmulator:
         except ValueError:
             raise massive_error(f"invalid date {parts[0]!r}") from None
         close = self.market.session_close(day)
-        results = []
+        symbols: list[str] = []
         if close is not None and close <= self._clock():
-            results = [
-                {"T": symbol, **self.market.daily_bar(symbol, day), "t": close * 1000}
-                for symbol in self.market.symbols
-            ]
-        return {
-            "queryCount": len(results),
-            "resultsCount": len(results),
+            symbols = self.market.symbols  # the whole market, one page
+        texts = bar_texts(
+            [f'"T":"{symbol}","t":{close * 1000},' for symbol in symbols],
+            range(len(symbols)),
+            [day.toordinal()] * len(symbols),
+        )
+        head = {
+            "queryCount": len(texts),
+            "resultsCount": len(texts),
             "adjusted": query.get("adjusted", "true") == "true",
             "status": "OK",
             "request_id": "emulator",
-            "results": results,
         }
+        return with_raw_field(head, "results", f"[{','.join(texts)}]")
 
     def _massive_bound(self, text: str, end_of_day: bool) -> int:
         """A from/to path segment (YYYY-MM-DD or epoch ms) as epoch ms."""
@@ -825,36 +866,37 @@ class ProviderEmulator:
         now = self._clock()
         first, last = math.ceil(first_ms / 1000), last_ms // 1000
         if timespan == "day":
-            bars = [
-                {**self.market.daily_bar(ticker, day), "t": midnight * 1000}
+            stamps = [
+                (midnight, day.toordinal())
                 for day, midnight in self.market.daily_stamps(first, last, now)
             ]
         else:
-            bars = [
-                {**self.market.minute_bar(ticker, start), "t": start * 1000}
-                for start in self.market.minute_stamps(first, last, now)
-            ]
+            stamps = [(start, start // 60) for start in self.market.minute_stamps(first, last, now)]
         if query.get("sort", "asc") == "desc":
-            bars.reverse()
-        page = bars[:limit]
-        body = {
+            stamps.reverse()
+        page = stamps[:limit]
+        texts = bar_texts(
+            [f'"t":{stamp * 1000},' for stamp, _ in page],
+            [self.market.index[ticker]] * len(page),
+            [step for _, step in page],
+        )
+        head: dict[str, Any] = {
             "ticker": ticker,
             "queryCount": len(page),
             "resultsCount": len(page),
             "adjusted": query.get("adjusted", "true") == "true",
-            "results": page,
             "status": "OK",
             "request_id": "emulator",
         }
-        if len(bars) > limit and query.get("sort", "asc") == "asc":
+        if len(stamps) > limit and query.get("sort", "asc") == "asc":
             cursor = encode_cursor(
                 {name: query[name] for name in ("adjusted", "sort", "limit") if name in query}
             )
-            body["next_url"] = (
+            head["next_url"] = (
                 f"{MASSIVE_PUBLIC_URL}/v2/aggs/ticker/{quote(ticker, safe='')}/range/1/"
-                f"{timespan}/{bars[limit]['t']}/{last_text}?cursor={cursor}"
+                f"{timespan}/{stamps[limit][0] * 1000}/{last_text}?cursor={cursor}"
             )
-        return body
+        return with_raw_field(head, "results", f"[{','.join(texts)}]")
 
     def _massive_listing(
         self, path: str, query: Query, rows: Callable[[Query], list[dict[str, Any]]]

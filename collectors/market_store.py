@@ -216,9 +216,9 @@ TABLES: Mapping[str, TableSpec] = MappingProxyType(
                  ("timing", "TEXT"), ("eps_estimate", "REAL NULL"), ("available_ts", "INTEGER"),
                  ("revenue_estimate", "REAL NULL")),
                 ("symbol", "fiscal_period", "available_ts"),
-                about=('Announced report dates (`timing`: bmo, amc, dmh or unknown) and estimates, a '
-                 'snapshot per run: estimates move, and each snapshot is available from when '
-                 'it was collected.'),
+                about=('Announced report dates (`timing`: bmo, amc, dmh or unknown) and '
+                 'estimates, a snapshot per run: estimates move, and each snapshot is '
+                 'available from when it was collected.'),
             ),
             TableSpec(
                 "earnings_results",
