@@ -121,7 +121,7 @@ def statuses(project: Path) -> dict[str, dict[str, Any]]:
 
 HOLD_UNTIL_GO = """\
 import os, sys, time
-deadline = time.monotonic() + 240
+deadline = time.monotonic() + 540  # under its 600 s timeout
 while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
     time.sleep(0.02)
 """
