@@ -537,7 +537,7 @@ def report(
                 f"{waited:.2f}",
                 f"{transfer:.2f}",
                 f"{transfer / wall:.0%}",
-                f"{wall / (floor + transfer):.2f}",
+                f"{waited / floor:.2f}" if floor else "-",
                 f"{first['peak_growth_mib']:.0f}",
             ]
         )
@@ -605,10 +605,11 @@ def report(
     )
     print()
     headers = ["wall time", "limit", "wall s", "floor s", "waited s", "xfer s", "xfer"]
-    print(table([*headers, "wall/(floor+xfer)", "MiB"], time_rows))
+    print(table([*headers, "waited/floor", "MiB"], time_rows))
     print(
         "(floor: least time the served requests take under the limit; waited: slept for the "
-        "limit, retries included; xfer: wall - waited; MiB: peak RSS growth of the call)"
+        "limit, retries included; xfer: wall - waited; waited/floor <= 1.2 is the target "
+        "wall <= 1.2 x floor + xfer; MiB: peak RSS growth of the call)"
     )
     print("\n".join(projections))
     print()

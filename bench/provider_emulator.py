@@ -23,8 +23,8 @@ Data is synthetic and deterministic, computed per request (no fixture
 files): a market of ``market_size`` tickers (``AAAA``, ``AAAB``, ...) trading
 every minute from 04:00 to 20:00 New York on every session of the calendar,
 about quarterly dividends for one ticker in three, and a split every two
-years for one ticker in 25.
-Prices are not split-adjusted: a split shows only in the corporate actions.
+years for one ticker in 25. Prices are not split-adjusted: a split shows
+only in the corporate actions.
 When ``now`` is set, nothing is served that had not happened by then (a bar
 is served once it has ended, a daily bar once its session has closed), as
 the real APIs serve no incomplete bars.
@@ -34,7 +34,9 @@ Each API's rate limit is enforced as a sliding window (no more than
 with ``Retry-After`` (whole seconds, as HTTP allows) and is not served. The
 defaults are the documented free plans, Alpaca 200 per 60 s and Massive 5 per
 60 s; a benchmark may scale the window down (e.g. Massive 5 per 1 s) to run
-60x faster. Every request is counted by endpoint and status.
+60x faster. A request without the API's credentials (Alpaca's two key
+headers, Massive's bearer key) gets HTTP 401. Every request is counted by
+endpoint and status.
 
 Use in a thread (``with ProviderEmulator(calendar) as emulator: emulator.url``)
 or as its own process, so its work does not share the client's GIL or
@@ -499,10 +501,10 @@ class ProviderEmulator:
                 data = body.encode()
             else:
                 data = json.dumps(body, separators=(",", ":")).encode()
+            key = f"{route.api} {route.name}"
             with self.lock:
-                by_status = self.counts.setdefault(f"{route.api} {route.name}", {})
+                by_status = self.counts.setdefault(key, {})
                 by_status[str(status)] = by_status.get(str(status), 0) + 1
-                key = f"{route.api} {route.name}"
                 self.bytes_sent[key] = self.bytes_sent.get(key, 0) + len(data)
             return status, extra, data, route.name
         return 404, {}, json.dumps({"message": f"no such endpoint {path}"}).encode(), "unknown"

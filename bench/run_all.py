@@ -25,6 +25,7 @@ BENCHMARKS = {
     "daily_dag": "bench_daily_dag.py",
     "intraday_tick": "bench_intraday_tick.py",
     "make_run": "bench_make_run.py",
+    "providers": "bench_providers.py",
 }
 
 

@@ -50,8 +50,9 @@ INFO = PROVIDERS["alpaca"]
 # Minutes the feed holds data back: the free SIP plan refuses the latest 15 minutes.
 DEFAULT_DELAY_MINUTES = {"iex": 0, "sip": 15}
 DEFAULT_RATE_PER_MINUTE = 200
-# Symbols per request: Alpaca takes a comma-separated list; 100 keeps URLs short.
-SYMBOLS_PER_REQUEST = 100
+# Symbols per request: Alpaca documents no cap (its page limit counts bars across
+# symbols); 500 keeps the URL near 3 KB, so a 5,000-symbol tick is 10 requests.
+SYMBOLS_PER_REQUEST = 500
 BARS_PAGE_LIMIT = 10_000  # the documented maximum of /v2/stocks/bars
 NEWS_PAGE_LIMIT = 50  # the documented maximum of /v1beta1/news
 CORPORATE_ACTIONS_PAGE_LIMIT = 1000  # the documented maximum of /v1/corporate-actions

@@ -153,7 +153,9 @@ class SharedLimiter:
 
 
 def per_minute(calls: int) -> list[Rate]:
-    return [Rate(calls, Duration.MINUTE)]
+    """``calls`` a minute, with a second of margin: permits are timed when taken, the
+    provider counts arrivals, and a few milliseconds of jitter would cost a 429."""
+    return [Rate(calls, Duration.MINUTE + Duration.SECOND)]
 
 
 class ProviderHttp:
