@@ -193,6 +193,14 @@ class ProviderHttp:
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """The decoded JSON body of ``GET path?params``, after the shared rules above."""
+        return self._get(path, params, decode=True)
+
+    def get_bytes(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
+        """The raw body of ``GET path?params`` (a document, not JSON), same rules."""
+        body: bytes = self._get(path, params, decode=False)
+        return body
+
+    def _get(self, path: str, params: Mapping[str, Any] | None, decode: bool) -> Any:
         url = self.url(path)
         _require_allowed_host(url)
         retrying = tenacity.Retrying(
@@ -203,7 +211,7 @@ class ProviderHttp:
             reraise=True,
         )
         try:
-            return retrying(self._get_once, url, dict(params or {}))
+            return retrying(self._get_once, url, dict(params or {}), decode)
         except _Retryable as error:
             raise TransientError(
                 f"{self.provider}: {error} (after {self.tries} tries)", error.retry_after
@@ -217,7 +225,7 @@ class ProviderHttp:
         hint = error.retry_after if isinstance(error, _Retryable) else None
         return max(backoff, hint or 0.0)
 
-    def _get_once(self, url: str, params: dict[str, Any]) -> Any:
+    def _get_once(self, url: str, params: dict[str, Any], decode: bool = True) -> Any:
         self.limiter.acquire(self.sleeper)
         self.requests_made += 1
         where = f"GET {urlsplit(url).path}"
@@ -232,6 +240,8 @@ class ProviderHttp:
         except requests.ConnectionError as error:
             raise _Retryable(f"{where}: connection failed ({type(error).__name__})", None) from None
         status = response.status_code
+        if status == 200 and not decode:
+            return response.content
         if status == 200:
             try:
                 return response.json()
