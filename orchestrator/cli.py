@@ -47,6 +47,8 @@ examples:
   orchestrator providers                    what each provider serves; are its keys set?
   orchestrator providers check              one authenticated call per provider in use
   orchestrator import-seed ../old/dependency_graph.yaml --dry-run   move in from the seed
+  orchestrator alerts check                 evaluate the alert rules now (for cron)
+  orchestrator alerts test                  one test message to every destination
 
 exit status: 0 ok, 1 a task failed, 2 bad usage, config or state, 3 already running.
 --health: 0 all green, 1 any yellow or unknown or a failed task, 2 any red or a
@@ -85,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         help="`health`, `summary`, `graph`, `forcerun TASK...`, `backfill`, `logs TASK`, "
         "`schedule install|uninstall|status`, `providers [check [NAME]|record NAME]`, "
-        "or `import-seed PATH/dependency_graph.yaml`",
+        "`alerts check|test`, or `import-seed PATH/dependency_graph.yaml`",
     )
     parser.add_argument("--dry-run", "-n", action="store_true", help="show what would run")
     parser.add_argument("--once", action="store_true", help="intraday: run one tick and exit")
@@ -276,6 +278,12 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _schedule(args, parser, config, command[1:])
     if command[:1] == ["providers"]:
         return _providers(args, parser, config, command[1:])
+    if command[:1] == ["alerts"]:
+        check_state(config)
+        from orchestrator.logs import log_to_console_and_file
+
+        log_to_console_and_file(config.logs_dir)
+        return _alerts(config, parser, command[1:])
     if command and command[0] not in ("summary", "logs", "forcerun", "backfill"):
         parser.error(f"unknown command {' '.join(command)!r}")
     if command[:1] == ["logs"]:
@@ -444,6 +452,9 @@ def run_daily(
         return CommandExit.OK if code == 0 else CommandExit.FAILED
     text, ok = daily_summary(config, session)
     print(text)
+    from orchestrator.alerts import evaluate_safely
+
+    evaluate_safely(config, _now(config), calendar)  # never raises: alerting never fails a run
     return CommandExit.OK if code == 0 and ok else CommandExit.FAILED
 
 
@@ -716,6 +727,28 @@ def run_update_stale(config: Config, args: argparse.Namespace) -> int:
             code = run_snakemake(call, config.base_dir)
         worst = max(worst, CommandExit.OK if code == 0 else CommandExit.FAILED)
     return worst
+
+
+def _alerts(config: Config, parser: argparse.ArgumentParser, words: list[str]) -> int:
+    """``alerts check`` (cron) evaluates the rules now; ``alerts test`` pings every destination."""
+    from orchestrator import alerts
+
+    if words == ["check"]:
+        produced = alerts.evaluate(config, _now(config), _calendar(config))
+        for alert in produced:
+            print(f"{alert.kind}: {alert.title}" + ("" if alert.delivered else " (pending)"))
+        if not produced:
+            print("no new alerts")
+        return CommandExit.OK
+    if words == ["test"]:
+        results = alerts.send_test(config)
+        if not results:
+            print(f"no alert destinations: set {alerts.URLS_VARIABLE} in the environment or .env")
+            return CommandExit.FAILED
+        for label, accepted in results:
+            print(f"{'ok' if accepted else 'FAILED'}  {label}{'' if accepted else ' (refused)'}")
+        return CommandExit.OK if all(ok for _, ok in results) else CommandExit.FAILED
+    parser.error("alerts needs `check` or `test`")
 
 
 def _import_seed(

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from orchestrator.alerts import evaluate_safely
 from orchestrator.clock import Clock, Sleeper
 from orchestrator.config import Config
 from orchestrator.market_calendar import MarketCalendar
@@ -155,6 +156,9 @@ class IntradayLoop:
             code,
         )
         self._prune_once_per_session(started)
+        if not self.dry_run:
+            # After every tick, so a failure alerts within one tick; never raises.
+            evaluate_safely(self.config, self.clock(), self.calendar)
         return TickResult(started, code, seconds)
 
     def _prune_once_per_session(self, now: datetime) -> None:
