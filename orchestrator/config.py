@@ -371,6 +371,12 @@ def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> 
                 )
     for name, task in config["tasks"].items():
         where = f"tasks.{name}"
+        if name in ("daily", "intraday"):
+            raise ConfigError(
+                source,
+                where,
+                f"{name!r} is the name of a Snakefile target: name the task otherwise",
+            )
         if "collector" in task:
             module = f"collectors.{task['collector']}"
             if importlib.util.find_spec(module) is None:

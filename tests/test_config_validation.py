@@ -363,6 +363,12 @@ BAD_CONFIGS = [
     ("no-tasks", _set("tasks", {}), "tasks", "should be non-empty"),
     ("cores-zero", _set("daily", "cores", 0), "daily.cores", "minimum"),
     (
+        "task-named-like-a-target",
+        _set("tasks", "daily", {"family": "daily", "script": "task.py"}),
+        "tasks.daily",
+        "the name of a Snakefile target",
+    ),
+    (
         "provider-does-not-serve-the-task",
         _set(
             "tasks", "alpha", {"family": "daily", "collector": "fundamentals", "provider": "alpaca"}
