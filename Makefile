@@ -1,12 +1,12 @@
 # make run   - set up .venv and run today's daily pipeline on the synthetic market
 # make test  - set up .venv and run the whole test suite (in parallel)
-# make test-fast - the same without the end-to-end snakemake runs
+# make test-fast - the same without the end-to-end snakemake runs and the browser tests
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint bench soak docs clean clean-state
+.PHONY: setup run test test-fast lint bench soak docs clean clean-state browser
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
@@ -27,7 +27,11 @@ test: setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test-fast: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow and not browser"
+
+# Debian's chromium for the browser tests (tests/test_web_browser.py); never `playwright install`.
+browser:
+	bash scripts/install-chromium
 
 lint: setup
 	$(BIN)/ruff check orchestrator collectors tests bench

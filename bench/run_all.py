@@ -25,6 +25,7 @@ BENCHMARKS = {
     "daily_dag": "bench_daily_dag.py",
     "intraday_tick": "bench_intraday_tick.py",
     "make_run": "bench_make_run.py",
+    "web": "bench_web.py",
     "providers": "bench_providers.py",
 }
 

@@ -295,6 +295,8 @@ _INDEXES = (
     "ON intraday_features (session, symbol, bar_ts)",
     "CREATE INDEX IF NOT EXISTS news_symbol_time ON news (symbol, available_ts)",
     "CREATE INDEX IF NOT EXISTS ml_features_session ON ml_features (session)",
+    # Health's newest-row queries (MAX(available_ts) WHERE available_ts <= :now).
+    "CREATE INDEX IF NOT EXISTS intraday_bars_available ON intraday_bars (available_ts)",
 )
 
 

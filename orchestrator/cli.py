@@ -36,6 +36,8 @@ examples:
   orchestrator --intraday --once --dry-run  show what one tick would run now
   orchestrator --full                       daily run, then the intraday loop until Ctrl+C
   orchestrator --health                     green/yellow/red per source (--json for monitoring)
+  orchestrator serve                        the dashboard on http://127.0.0.1:8787 (--host, --port)
+  orchestrator metrics                      Prometheus metrics (--textfile PATH for node_exporter)
   orchestrator --update-stale --dry-run     plan a refresh of stale sources
   orchestrator graph                        the tasks by tier and what each needs (--dot)
   orchestrator forcerun sentiment           re-run sentiment and what depends on it
@@ -87,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         help="`health`, `summary`, `graph`, `forcerun TASK...`, `backfill`, `logs TASK`, "
         "`schedule install|uninstall|status`, `providers [check [NAME]|record NAME]`, "
-        "`alerts check|test`, or `import-seed PATH/dependency_graph.yaml`",
+        "`alerts check|test`, `serve`, `metrics [--textfile PATH]`, "
+        "or `import-seed PATH/dependency_graph.yaml`",
     )
     parser.add_argument("--dry-run", "-n", action="store_true", help="show what would run")
     parser.add_argument("--once", action="store_true", help="intraday: run one tick and exit")
@@ -122,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="import-seed: one task for intraday tasks running the same script and args",
     )
+    parser.add_argument("--host", help="serve: the address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="serve: the port (default 8787)")
+    parser.add_argument(
+        "--textfile", type=Path, help="metrics: write them to this file, atomically (node_exporter)"
+    )
     parser.add_argument("--symbols", help="providers record: comma-separated symbols")
     parser.add_argument("--out", type=Path, help="providers record: the folder for responses")
     parser.add_argument("--config", type=Path, help="config file (default: config.yaml)")
@@ -154,6 +162,8 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
     schedule = args.command[:1] == ["schedule"]
     recording = args.command[:2] == ["providers", "record"]
     seeding = args.command[:1] == ["import-seed"]
+    serving = args.command[:1] == ["serve"]
+    metrics = args.command[:1] == ["metrics"]
     for flag, on, allowed, needs in (
         ("--json", args.json, health, "--health"),
         ("--min-staleness", args.min_staleness, args.update_stale, "--update-stale"),
@@ -164,10 +174,15 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
         ("--symbols", args.symbols, recording, "providers record"),
         ("--scripts-root", args.scripts_root, seeding, "the import-seed command"),
         ("--merge-duplicates", args.merge_duplicates, seeding, "the import-seed command"),
+        ("--host", args.host, serving, "the serve command"),
+        ("--port", args.port is not None, serving, "the serve command"),
+        ("--textfile", args.textfile, metrics, "the metrics command"),
         ("--out", args.out, recording, "providers record"),
     ):
         if on and not allowed:
             parser.error(f"{flag} needs {needs}")
+    if args.port is not None and not 1 <= args.port <= 65535:
+        parser.error("--port must be between 1 and 65535")
     for flag, value in (("--session", args.session), ("--from", args.first), ("--to", args.last)):
         if value and not re.match(_ISO_DATE, value):
             parser.error(f"{flag} {value!r} is not a date (YYYY-MM-DD)")
@@ -278,6 +293,24 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _schedule(args, parser, config, command[1:])
     if command[:1] == ["providers"]:
         return _providers(args, parser, config, command[1:])
+    if command == ["serve"]:
+        from orchestrator.web.server import DEFAULT_HOST, DEFAULT_PORT, serve
+
+        serve(
+            config_path,
+            host=args.host or DEFAULT_HOST,
+            port=args.port if args.port is not None else DEFAULT_PORT,
+            base_dir=project,
+        )
+        return CommandExit.OK
+    if command == ["metrics"]:
+        from orchestrator.metrics import render_metrics, write_textfile
+
+        if args.textfile:
+            write_textfile(config, args.textfile)
+        else:
+            sys.stdout.write(render_metrics(config).decode())
+        return CommandExit.OK
     if command[:1] == ["alerts"]:
         check_state(config)
         from orchestrator.logs import log_to_console_and_file
