@@ -14,7 +14,7 @@ import logging
 
 from collectors.context import CollectContext, CollectResult
 from collectors.market_store import StoreOutcome
-from collectors.support import open_store, provider, result, since, universe
+from collectors.support import open_store, provider, result, since, symbols_served, universe
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ def collect(ctx: CollectContext) -> CollectResult:
         trends = getattr(source, "analyst_trends", None)
         if trends is not None:
             snapshot = trends(symbols, ctx.as_of)
+            symbols_served(store, ctx, source, "analyst_trends", symbols)
             if len(snapshot):
                 outcomes["analyst_trends"] = store.store(
                     ctx.task, "analyst_trends", snapshot, as_of=ctx.as_of, known_symbols=symbols

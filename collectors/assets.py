@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+import pandas as pd
+
 from collectors.context import CollectContext, CollectResult
 from collectors.market_store import epoch
 from collectors.support import open_store, provider, result, symbols_served
@@ -24,10 +26,16 @@ def collect(ctx: CollectContext) -> CollectResult:
     frame = source.universe(ctx.as_of)
     with open_store(ctx) as store:
         served = symbols_served(store, ctx, source, "assets", list(frame["symbol"]))
-        known = store.query("SELECT symbol, confirmed_ts FROM assets")
-        previous = frame["symbol"].map(
-            dict(zip(known["symbol"], known["confirmed_ts"], strict=True))
+        known = store.query("SELECT symbol, available_ts, confirmed_ts FROM assets")
+        listed = dict(zip(known["symbol"], known["available_ts"], strict=True))
+        confirmed = dict(zip(known["symbol"], known["confirmed_ts"], strict=True))
+        # A symbol stays listed from when it was first seen: a later run (whose provider
+        # says "listed as of now") must not take it out of earlier sessions' universe.
+        first_seen = frame["symbol"].map(listed).fillna(frame["available_ts"])
+        frame["available_ts"] = (
+            pd.concat([first_seen, frame["available_ts"]], axis=1).min(axis=1).astype("int64")
         )
+        previous = frame["symbol"].map(confirmed)
         frame["confirmed_ts"] = previous.fillna(0).astype("int64").clip(lower=epoch(ctx.as_of))
         outcome = store.store(ctx.task, "assets", frame, as_of=ctx.as_of)
         logger.info("%s: %d assets stored", ctx.task, outcome.written)

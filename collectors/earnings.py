@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from collectors.context import CollectContext, CollectResult
-from collectors.support import open_store, provider, result, since, universe
+from collectors.support import open_store, provider, result, since, symbols_served, universe
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def collect(ctx: CollectContext) -> CollectResult:
             ("earnings_results", source.earnings_results),
         ):
             frame = fetch(symbols, start, ctx.as_of)
+            symbols_served(store, ctx, source, table, symbols)
             outcomes[table] = store.store(
                 ctx.task, table, frame, as_of=ctx.as_of, known_symbols=symbols
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from collectors.context import CollectContext, CollectResult
-from collectors.support import open_store, provider, result, since, universe
+from collectors.support import open_store, provider, result, since, symbols_served, universe
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,9 @@ DEFAULT_LOOKBACK_DAYS = 400
 def collect(ctx: CollectContext) -> CollectResult:
     with open_store(ctx) as store:
         symbols = universe(store, ctx)
-        frame = provider(ctx).fundamentals(symbols, since(ctx, DEFAULT_LOOKBACK_DAYS), ctx.as_of)
+        source = provider(ctx)
+        frame = source.fundamentals(symbols, since(ctx, DEFAULT_LOOKBACK_DAYS), ctx.as_of)
+        symbols_served(store, ctx, source, "fundamentals", symbols)
         outcome = store.store(
             ctx.task, "fundamentals", frame, as_of=ctx.as_of, known_symbols=symbols
         )

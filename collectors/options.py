@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from collectors.context import CollectContext, CollectResult
-from collectors.support import open_store, provider, result, universe
+from collectors.support import open_store, provider, result, symbols_served, universe
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +17,9 @@ logger = logging.getLogger(__name__)
 def collect(ctx: CollectContext) -> CollectResult:
     with open_store(ctx) as store:
         symbols = universe(store, ctx)
-        frame = provider(ctx).options_chain(symbols, ctx.session, ctx.as_of)
+        source = provider(ctx)
+        frame = source.options_chain(symbols, ctx.session, ctx.as_of)
+        symbols_served(store, ctx, source, "options_chain", symbols)
         outcome = store.store(
             ctx.task, "options_chain", frame, as_of=ctx.as_of, known_symbols=symbols
         )

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import sentinel
-from orchestrator.clock import parse_time
 from orchestrator.config import Config, build_config, read_yaml
 from orchestrator.errors import OrchestratorError
 from orchestrator.pipeline import TaskConfig
@@ -68,6 +67,9 @@ def pipeline_config(snakemake_config: Mapping[str, Any], workflow: Any) -> Confi
     return build_config(dict(snakemake_config), source)
 
 
+NO_TIME_BOUND = 2**62  # `:now` for a data_time_sql asked "is there any row?"
+
+
 def forget_sentinel_without_data(config: Config, task: TaskConfig, session: date) -> bool:
     """Remove ``task``'s daily sentinel of ``session`` if its data is gone; whether it did.
 
@@ -92,14 +94,11 @@ def forget_sentinel_without_data(config: Config, task: TaskConfig, session: date
         sql = task.freshness.data_time_sql
         if sql is None:
             return False
-        # The rows this build stored were all available when it finished.
-        finished = parse_time(record.get("finished_at")) or datetime.now(UTC)
+        # Whether the source has any rows at all (no time bound: a later build may have
+        # moved their times on, as assets' confirmations do, without losing data).
         connection = database.connect(config.market_db, readonly=True)
         try:
-            if (
-                connection.execute(sql, {"now": int(finished.timestamp())}).fetchone()[0]
-                is not None
-            ):
+            if connection.execute(sql, {"now": NO_TIME_BOUND}).fetchone()[0] is not None:
                 return False
         except sqlite3.Error:
             pass  # its table is gone

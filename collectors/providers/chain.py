@@ -77,7 +77,9 @@ class ProviderChain:
     # -- the Provider methods -----------------------------------------------------
 
     def universe(self, as_of: datetime) -> pd.DataFrame:
-        return self._per_symbol(self.universe_symbols, lambda provider, _: provider.universe(as_of))
+        return self._per_symbol(
+            self.universe_symbols, lambda provider, some: _universe_of(provider, some, as_of)
+        )
 
     def daily_bars(self, symbols: Sequence[str], sessions: Sequence[date]) -> pd.DataFrame:
         return self._per_symbol(symbols, lambda p, some: p.daily_bars(some, sessions))
@@ -95,3 +97,20 @@ class ProviderChain:
     def __getattr__(self, method: str) -> Any:
         # Kinds without a per-symbol fallback yet: the first provider answers.
         return getattr(self.providers[0], method)
+
+
+def _universe_of(provider: Provider, symbols: list[str], as_of: datetime) -> pd.DataFrame:
+    """``provider``'s universe asked for ``symbols`` only: a fallback asks for what is missing.
+
+    A real provider's universe is its configured symbols; narrowing them to
+    those still missing keeps a 5-a-minute plan from being spent on symbols the
+    first provider already listed.
+    """
+    configured = getattr(provider, "symbols", None)
+    if not isinstance(configured, list):
+        return provider.universe(as_of)
+    provider.symbols = list(symbols)  # type: ignore[attr-defined]
+    try:
+        return provider.universe(as_of)
+    finally:
+        provider.symbols = configured  # type: ignore[attr-defined]
