@@ -34,13 +34,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pandas as pd
 
 from collectors.market_store import TABLES, epoch
 from collectors.providers.http import ProviderHttp, Sleeper, per_minute
-from collectors.providers.registry import PROVIDERS, providers_serving
+from collectors.providers.partial import ServesSome
+from collectors.providers.registry import PROVIDERS
 from orchestrator.errors import PermanentError
 from orchestrator.market_calendar import MarketCalendar
 
@@ -112,7 +113,7 @@ def _number(record: Any, name: str, where: str) -> float:
         raise PermanentError(f"alpaca: {where}: {name} is not a number: {value!r}") from None
 
 
-class AlpacaProvider:
+class AlpacaProvider(ServesSome):
     """Implements ``collectors.providers.base.Provider`` on Alpaca's APIs."""
 
     name = "alpaca"
@@ -361,31 +362,6 @@ class AlpacaProvider:
 
     # -- kinds Alpaca does not serve ---------------------------------------------------
 
-    def fundamentals(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("fundamentals")
-
-    def insider_trades(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("insider_trades")
-
-    def analyst_ratings(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("analyst_ratings")
-
-    def economic_series(self, since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("economic_series")
-
-    def options_chain(self, symbols: Sequence[str], session: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("options_chain")
-
-    def earnings_calendar(
-        self, symbols: Sequence[str], since: date, as_of: datetime
-    ) -> pd.DataFrame:
-        _not_served("earnings")
-
-    def earnings_results(
-        self, symbols: Sequence[str], since: date, as_of: datetime
-    ) -> pd.DataFrame:
-        _not_served("earnings")
-
     # -- requests ---------------------------------------------------------------------
 
     def _bars(self, symbols: Sequence[str], window: Mapping[str, str]) -> Iterator[tuple[str, Any]]:
@@ -468,10 +444,3 @@ def _frame(rows: list[dict[str, Any]], table: str) -> pd.DataFrame:
         if name.endswith("_ts"):
             frame[name] = frame[name].astype("Int64" if name in spec.nullable else "int64")
     return frame.sort_values(list(spec.key), kind="stable").reset_index(drop=True)
-
-
-def _not_served(kind: str) -> NoReturn:
-    serving = ", ".join(providers_serving(kind)) or "none yet"
-    raise PermanentError(
-        f"alpaca does not serve {kind}; choose a provider that does (serving {kind}: {serving})"
-    )

@@ -53,14 +53,15 @@ import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import pandas as pd
 
 from collectors.market_store import TABLES, epoch
 from collectors.providers.http import Forbidden, NotFound, ProviderHttp, Sleeper, per_minute
-from collectors.providers.registry import PROVIDERS, providers_serving
+from collectors.providers.partial import ServesSome
+from collectors.providers.registry import PROVIDERS
 from orchestrator.errors import PermanentError
 from orchestrator.market_calendar import MarketCalendar
 
@@ -180,7 +181,7 @@ def _root_of(symbol: str) -> str:
     return re.sub(r"[^A-Z0-9]", "", symbol.upper())
 
 
-class CboeProvider:
+class CboeProvider(ServesSome):
     """Implements ``collectors.providers.base.Provider`` (options only) on Cboe's files."""
 
     name = "cboe"
@@ -303,42 +304,6 @@ class CboeProvider:
 
     # -- kinds Cboe does not serve ---------------------------------------------------
 
-    def universe(self, as_of: datetime) -> pd.DataFrame:
-        _not_served("universe")
-
-    def daily_bars(self, symbols: Sequence[str], sessions: Sequence[date]) -> pd.DataFrame:
-        _not_served("daily_bars")
-
-    def intraday_bars(
-        self, symbols: Sequence[str], session: date, since: datetime, as_of: datetime
-    ) -> pd.DataFrame:
-        _not_served("intraday_bars")
-
-    def fundamentals(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("fundamentals")
-
-    def insider_trades(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("insider_trades")
-
-    def analyst_ratings(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("analyst_ratings")
-
-    def economic_series(self, since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("economic_series")
-
-    def news(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("news")
-
-    def earnings_calendar(
-        self, symbols: Sequence[str], since: date, as_of: datetime
-    ) -> pd.DataFrame:
-        _not_served("earnings")
-
-    def earnings_results(
-        self, symbols: Sequence[str], since: date, as_of: datetime
-    ) -> pd.DataFrame:
-        _not_served("earnings")
-
     # -- helpers --------------------------------------------------------------------
 
     def _file_name(self, symbol: str) -> str:
@@ -453,10 +418,3 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     for name in ("gamma", "theta", "vega", "volume"):
         frame[name] = frame[name].astype("float64")  # None becomes NaN, the store's NULL
     return frame.sort_values(list(spec.key), kind="stable").reset_index(drop=True)
-
-
-def _not_served(kind: str) -> NoReturn:
-    serving = ", ".join(providers_serving(kind)) or "none yet"
-    raise PermanentError(
-        f"cboe does not serve {kind}; choose a provider that does (serving {kind}: {serving})"
-    )

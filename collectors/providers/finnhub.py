@@ -68,7 +68,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -76,7 +76,8 @@ from pyrate_limiter import Duration, Rate
 
 from collectors.market_store import TABLES, epoch
 from collectors.providers.http import NotFound, ProviderHttp, Sleeper, per_minute
-from collectors.providers.registry import PROVIDERS, providers_serving
+from collectors.providers.partial import ServesSome
+from collectors.providers.registry import PROVIDERS
 from orchestrator.errors import PermanentError
 from orchestrator.market_calendar import MarketCalendar
 
@@ -199,7 +200,7 @@ def _refused_status(error: PermanentError) -> int | None:
     return None
 
 
-class FinnhubProvider:
+class FinnhubProvider(ServesSome):
     """Implements ``collectors.providers.base.Provider`` (and ``analyst_trends``) on Finnhub."""
 
     name = "finnhub"
@@ -458,29 +459,6 @@ class FinnhubProvider:
 
     # -- kinds Finnhub does not serve --------------------------------------------------
 
-    def universe(self, as_of: datetime) -> pd.DataFrame:
-        _not_served("universe")
-
-    def daily_bars(self, symbols: Sequence[str], sessions: Sequence[date]) -> pd.DataFrame:
-        _not_served("daily_bars")
-
-    def intraday_bars(
-        self, symbols: Sequence[str], session: date, since: datetime, as_of: datetime
-    ) -> pd.DataFrame:
-        _not_served("intraday_bars")
-
-    def fundamentals(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("fundamentals")
-
-    def insider_trades(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("insider_trades")
-
-    def economic_series(self, since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("economic_series")
-
-    def options_chain(self, symbols: Sequence[str], session: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("options_chain")
-
     # -- helpers -----------------------------------------------------------------------
 
     def _snapshot_refusal(self, as_of: datetime) -> str | None:
@@ -586,10 +564,3 @@ def _frame(rows: list[dict[str, Any]], table: str) -> pd.DataFrame:
         elif kind.startswith("REAL"):
             frame[name] = frame[name].astype("float64")  # null estimates become NaN
     return frame.sort_values(list(spec.key), kind="stable").reset_index(drop=True)
-
-
-def _not_served(kind: str) -> NoReturn:
-    serving = ", ".join(providers_serving(kind)) or "none yet"
-    raise PermanentError(
-        f"finnhub does not serve {kind}; choose a provider that does (serving {kind}: {serving})"
-    )

@@ -60,14 +60,15 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from collectors.market_store import TABLES, epoch
 from collectors.providers.http import ProviderHttp, Sleeper, per_minute
-from collectors.providers.registry import PROVIDERS, providers_serving
+from collectors.providers.partial import ServesSome
+from collectors.providers.registry import PROVIDERS
 from orchestrator.errors import PermanentError
 from orchestrator.market_calendar import MarketCalendar
 
@@ -177,7 +178,7 @@ def _latest_repeats_dropped(
     return kept
 
 
-class FredProvider:
+class FredProvider(ServesSome):
     """Implements ``collectors.providers.base.Provider`` for ``economic_series`` on FRED."""
 
     name = "fred"
@@ -349,42 +350,6 @@ class FredProvider:
 
     # -- kinds FRED does not serve ----------------------------------------------------
 
-    def universe(self, as_of: datetime) -> pd.DataFrame:
-        _not_served("universe")
-
-    def daily_bars(self, symbols: Sequence[str], sessions: Sequence[date]) -> pd.DataFrame:
-        _not_served("daily_bars")
-
-    def intraday_bars(
-        self, symbols: Sequence[str], session: date, since: datetime, as_of: datetime
-    ) -> pd.DataFrame:
-        _not_served("intraday_bars")
-
-    def fundamentals(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("fundamentals")
-
-    def insider_trades(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("insider_trades")
-
-    def analyst_ratings(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("analyst_ratings")
-
-    def news(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("news")
-
-    def options_chain(self, symbols: Sequence[str], session: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("options_chain")
-
-    def earnings_calendar(
-        self, symbols: Sequence[str], since: date, as_of: datetime
-    ) -> pd.DataFrame:
-        _not_served("earnings")
-
-    def earnings_results(
-        self, symbols: Sequence[str], since: date, as_of: datetime
-    ) -> pd.DataFrame:
-        _not_served("earnings")
-
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows in the layout of the store's ``economic_series``, sorted by its key."""
@@ -393,10 +358,3 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame["value"] = frame["value"].astype("float64")
     frame["available_ts"] = frame["available_ts"].astype("int64")
     return frame.sort_values(list(spec.key), kind="stable").reset_index(drop=True)
-
-
-def _not_served(kind: str) -> NoReturn:
-    serving = ", ".join(providers_serving(kind)) or "none yet"
-    raise PermanentError(
-        f"fred does not serve {kind}; choose a provider that does (serving {kind}: {serving})"
-    )

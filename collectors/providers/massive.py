@@ -49,13 +49,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from datetime import time as clock_time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
 
 from collectors.market_store import TABLES, epoch
 from collectors.providers.http import NotFound, ProviderHttp, Sleeper, per_minute
+from collectors.providers.partial import ServesSome
 from collectors.providers.registry import PROVIDERS
 from orchestrator.errors import PermanentError
 from orchestrator.market_calendar import MarketCalendar
@@ -145,7 +146,7 @@ def _dtype(column: str) -> str:
     return "object"
 
 
-class MassiveProvider:
+class MassiveProvider(ServesSome):
     """Implements ``collectors.providers.base.Provider`` on the Massive REST API."""
 
     name = "massive"
@@ -530,31 +531,3 @@ class MassiveProvider:
         return frame.drop_duplicates(["article_id"]).reset_index(drop=True)
 
     # -- kinds Massive does not serve here --------------------------------------
-
-    def _not_served(self, kind: str) -> NoReturn:
-        raise PermanentError(f"massive does not serve {kind}")
-
-    def fundamentals(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        self._not_served("fundamentals")
-
-    def insider_trades(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        self._not_served("insider_trades")
-
-    def analyst_ratings(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        self._not_served("analyst_ratings")
-
-    def economic_series(self, since: date, as_of: datetime) -> pd.DataFrame:
-        self._not_served("economic_series")
-
-    def options_chain(self, symbols: Sequence[str], session: date, as_of: datetime) -> pd.DataFrame:
-        self._not_served("options_chain")
-
-    def earnings_calendar(
-        self, symbols: Sequence[str], since: date, as_of: datetime
-    ) -> pd.DataFrame:
-        self._not_served("earnings")
-
-    def earnings_results(
-        self, symbols: Sequence[str], since: date, as_of: datetime
-    ) -> pd.DataFrame:
-        self._not_served("earnings")

@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as clock_time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
@@ -75,7 +75,8 @@ from pyrate_limiter import Duration, Rate
 
 from collectors.market_store import TABLES, epoch
 from collectors.providers.http import NotFound, ProviderHttp, Sleeper
-from collectors.providers.registry import PROVIDERS, providers_serving
+from collectors.providers.partial import ServesSome
+from collectors.providers.registry import PROVIDERS
 from orchestrator.errors import PermanentError
 from orchestrator.market_calendar import MarketCalendar
 
@@ -521,7 +522,7 @@ def _restated(new: Mapping[str, float | None], old: Mapping[str, Any]) -> bool:
 # -- the provider -----------------------------------------------------------------------
 
 
-class SecProvider:
+class SecProvider(ServesSome):
     """Implements ``collectors.providers.base.Provider`` on SEC EDGAR (two kinds of it)."""
 
     name = "sec"
@@ -876,39 +877,6 @@ class SecProvider:
 
     # -- kinds SEC does not serve ------------------------------------------------------------
 
-    def universe(self, as_of: datetime) -> pd.DataFrame:
-        _not_served("universe")
-
-    def daily_bars(self, symbols: Sequence[str], sessions: Sequence[date]) -> pd.DataFrame:
-        _not_served("daily_bars")
-
-    def intraday_bars(
-        self, symbols: Sequence[str], session: date, since: datetime, as_of: datetime
-    ) -> pd.DataFrame:
-        _not_served("intraday_bars")
-
-    def analyst_ratings(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("analyst_ratings")
-
-    def economic_series(self, since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("economic_series")
-
-    def news(self, symbols: Sequence[str], since: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("news")
-
-    def options_chain(self, symbols: Sequence[str], session: date, as_of: datetime) -> pd.DataFrame:
-        _not_served("options_chain")
-
-    def earnings_calendar(
-        self, symbols: Sequence[str], since: date, as_of: datetime
-    ) -> pd.DataFrame:
-        _not_served("earnings")
-
-    def earnings_results(
-        self, symbols: Sequence[str], since: date, as_of: datetime
-    ) -> pd.DataFrame:
-        _not_served("earnings")
-
 
 # -- helpers ---------------------------------------------------------------------------
 
@@ -1019,10 +987,3 @@ def _frame(rows: list[dict[str, Any]], table: str) -> pd.DataFrame:
         elif kind.startswith("REAL"):
             frame[name] = frame[name].astype("float64")  # a missing figure is NaN
     return frame.sort_values(list(spec.key), kind="stable").reset_index(drop=True)
-
-
-def _not_served(kind: str) -> NoReturn:
-    serving = ", ".join(providers_serving(kind)) or "none yet"
-    raise PermanentError(
-        f"sec does not serve {kind}; choose a provider that does (serving {kind}: {serving})"
-    )
