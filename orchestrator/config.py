@@ -517,6 +517,7 @@ def _task_model(
         providers=_task_providers(task, default_provider),
         python=task.get("python", defaults.get("python")),
         label=task.get("label"),
+        workdir=task.get("workdir"),
     )
 
 

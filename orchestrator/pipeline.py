@@ -87,6 +87,7 @@ class TaskConfig:
     providers: tuple[str, ...] = ("synthetic",)  # in fallback order, per symbol
     python: str | None = None  # the interpreter of a .py script (default: this one)
     label: str | None = None  # a display name (an imported task's original name)
+    workdir: str | None = None  # where a script runs, first on its PYTHONPATH (default: project)
 
     @property
     def longest_run(self) -> timedelta:

@@ -917,7 +917,9 @@ def _script_text(script: Path, project: Path) -> str:
     return str(resolved)
 
 
-def config_entry(task: SeedTask, project: Path, python: str | None) -> dict[str, Any]:
+def config_entry(
+    task: SeedTask, project: Path, python: str | None, workdir: str | None = None
+) -> dict[str, Any]:
     """The task's entry under ``tasks:`` in config.yaml."""
     entry: dict[str, Any] = {"family": task.family, "label": task.label}
     if task.needs:
@@ -927,6 +929,8 @@ def config_entry(task: SeedTask, project: Path, python: str | None) -> dict[str,
         entry["args"] = list(task.args)
     if python:
         entry["python"] = python
+    if workdir:  # their project root: the working directory and PYTHONPATH they had
+        entry["workdir"] = workdir
     if task.not_before:
         entry["not_before"] = task.not_before
     if task.family == "intraday":
@@ -1118,7 +1122,9 @@ def plan_import(
     retry, retry_notes = read_retry(seed, seed_path, log)
     python = _interpreter(root)
 
-    entries = {task.name: config_entry(task, project, python) for task in tasks}
+    # Scripts outside the project run in their own project's root, as their runner ran them.
+    workdir = None if root.resolve().is_relative_to(project) else str(root.resolve())
+    entries = {task.name: config_entry(task, project, python, workdir) for task in tasks}
     merged = copy.deepcopy(raw)
     merged["tasks"].update(entries)  # a replaced task keeps its place, new ones come last
     retry_lines = _retry_lines(retry, retry_notes, merged, set(entries))
@@ -1235,14 +1241,11 @@ def render_report(plan: ImportPlan, dry_run: bool, backup: Path | None) -> str:
         else f"  with this orchestrator's Python ({sys.executable}), unless you set "
         "defaults.python (or python: per task) to the interpreter that ran them"
     )
-    moved = (
-        f"; they used to run in {plan.root}: if they open files by relative path (their "
-        "database) or import their own packages, move or link that folder into the project "
-        "and import again with --scripts-root"
-    )
+    inside = plan.root.resolve().is_relative_to(plan.project)
+    folder = plan.project if inside else plan.root.resolve()
     lines.append(
-        f"  in the project folder {plan.project}, which is also first on PYTHONPATH"
-        + ("" if plan.root == plan.project else moved)
+        f"  in {folder}, which is also first on PYTHONPATH"
+        + ("" if inside else " (their own project root: workdir: on each task), as before")
     )
     lines.append(
         "  exit 0 is success, any other status a failure (retried); records are counted from "

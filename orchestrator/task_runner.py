@@ -158,13 +158,18 @@ def child_command(
     return [*prefix, str(script), *task.args]
 
 
-def script_environment(config: Config, env: dict[str, str]) -> dict[str, str]:
-    """A user script's environment: the project root first on ``PYTHONPATH``.
+def script_folder(config: Config, task: TaskConfig) -> Path:
+    """Where a user script runs: its ``workdir``, else the project."""
+    return config.base_dir / task.workdir if task.workdir else config.base_dir
+
+
+def script_environment(config: Config, task: TaskConfig, env: dict[str, str]) -> dict[str, str]:
+    """A user script's environment: its folder first on ``PYTHONPATH``.
 
     Scripts moved from the Master Orchestrator import their own packages from
-    the project root, as its runner let them.
+    their project root, as its runner let them.
     """
-    paths = [str(config.base_dir), *filter(None, [env.get("PYTHONPATH")])]
+    paths = [str(script_folder(config, task)), *filter(None, [env.get("PYTHONPATH")])]
     return {**env, "PYTHONPATH": os.pathsep.join(paths)}
 
 
@@ -208,7 +213,9 @@ def _last_line(text: str) -> str | None:
     return lines[-1] if lines else None
 
 
-def run_attempt(command: list[str], env: dict[str, str], timeout: float) -> AttemptOutcome:
+def run_attempt(
+    command: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None
+) -> AttemptOutcome:
     """Run ``command`` once in its own process group, killed at ``timeout`` seconds."""
     with tempfile.TemporaryDirectory(prefix="orchestrator-attempt-") as scratch:
         result_file = Path(scratch) / "result.json"
@@ -220,6 +227,7 @@ def run_attempt(command: list[str], env: dict[str, str], timeout: float) -> Atte
             try:
                 process = subprocess.Popen(
                     command,
+                    cwd=cwd,
                     env=child_env,
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
@@ -532,9 +540,11 @@ def _attempts(
         attempt_started = clock()
         command = child_command(config, task, context_file, attempt_started)
         attempt_env = {**env, "ORCHESTRATOR_ATTEMPT": str(attempt_number)}
+        cwd = None
         if task.script is not None:
-            attempt_env = script_environment(config, attempt_env)
-        outcome = run_attempt(command, attempt_env, task.max_runtime_seconds)
+            attempt_env = script_environment(config, task, attempt_env)
+            cwd = script_folder(config, task)
+        outcome = run_attempt(command, attempt_env, task.max_runtime_seconds, cwd)
         store.record_attempt(
             Attempt(
                 task_name=task.name,

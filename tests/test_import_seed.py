@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import wait_for
 from workflow_project import PROJECT, daily_sentinel, make_project, orchestrator, project_config
 
 from orchestrator import seed_import
@@ -569,8 +573,40 @@ def test_the_imported_graph_runs_daily_intraday_health_and_update_stale(imported
     assert "news_events (daily):" in stale.stdout
     assert "sentiment_analysis (daily):" in stale.stdout
     assert "asset_collection (daily)" not in stale.stdout
+    red_only = orchestrator(project, "--update-stale", "--min-staleness", "red", "--dry-run")
+    assert red_only.returncode == 0, red_only.stderr
+    assert "news_events (daily):" in red_only.stdout
+    assert "sentiment_analysis (daily):" in red_only.stdout
     after = {t: daily_sentinel(project, SESSION, t).stat().st_mtime_ns for t in DAILY_11}
     assert after == before
+
+
+@pytest.mark.slow
+def test_the_seeds_loop_command_lines_run_the_imported_graph(imported_project):
+    """``--intraday --interval 60`` and ``--full``, as the seed's users start them."""
+    project = imported_project
+    assert orchestrator(project, "--daily").returncode == 0
+    set_clock(project, "2026-11-27T10:07:10-05:00")
+    slot = project / "state" / "targets" / "intraday" / SESSION / "price_data" / "1007.json"
+    log = project / "state" / "logs" / "orchestrator.log"
+    for command in (("--intraday", "--interval", "60"), ("--full",)):
+        slot.unlink(missing_ok=True)
+        loop = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", "--project", str(project), *command],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for(slot.exists, within=120, what=f"{' '.join(command)} to build a slot")
+            wait_for(lambda: "intraday tick" in log.read_text(), what="the tick to be logged")
+        finally:
+            loop.send_signal(signal.SIGTERM)
+            out, err = loop.communicate(timeout=60)
+        assert loop.returncode == 0, (command, out[-800:], err[-800:])
+        assert "intraday loop stopped" in err, (command, err[-800:])
+        assert json.loads(slot.read_text())["records_processed"] == 85
 
 
 @pytest.mark.slow

@@ -604,3 +604,23 @@ def test_a_script_that_prints_no_count_reports_zero_and_says_so(base: Path) -> N
         0,
         "nothing reported",
     )
+
+
+def test_a_script_with_a_workdir_runs_in_its_own_project_root(base: Path, tmp_path: Path) -> None:
+    theirs = tmp_path / "their_project"
+    (theirs / "their_lib").mkdir(parents=True)
+    (theirs / "their_lib" / "__init__.py").write_text("ANSWER = 7\n")
+    (theirs / "data.txt").write_text("opened by a relative path\n")
+    script = theirs / "data_collectors" / "03_news.py"
+    script.parent.mkdir()
+    script.write_text(
+        "import json, os\n"
+        "import their_lib\n"
+        "assert open('data.txt').read().startswith('opened')\n"
+        "with open(os.environ['ORCHESTRATOR_RESULT_FILE'], 'w') as out:\n"
+        "    json.dump({'records_processed': their_lib.ANSWER}, out)\n"
+    )
+    config = daily_config(base, news={"script": str(script), "workdir": str(theirs)})
+    report, output, _ = run(config, "news")
+    assert report.status == "success", report
+    assert json.loads(output.read_text())["records_processed"] == 7
