@@ -100,8 +100,13 @@ def soak_config(base: Path, universe_size: int, faults: dict[str, Any]) -> Confi
     return build_config(raw, "soak-config.yaml", base)
 
 
-def in_process_attempt(command: list[str], env: dict[str, str], timeout: float) -> AttemptOutcome:
-    """``run_attempt`` without the child process: the collector runs here, same protocol."""
+def in_process_attempt(
+    command: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None
+) -> AttemptOutcome:
+    """``run_attempt`` without the child process: the collector runs here, same protocol.
+
+    ``cwd`` is a user script's folder; the soak runs built-in collectors only.
+    """
     from orchestrator import collector_process
 
     assert command[1:3] == ["-m", "orchestrator.collector_process"], command
