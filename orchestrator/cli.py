@@ -32,6 +32,7 @@ examples:
   orchestrator --daily                      run today's daily pipeline (snakemake daily)
   orchestrator --daily --dry-run            show what would run, and why
   orchestrator --daily --session 2026-11-20 backfill a past session
+  orchestrator --daily --profile slurm      the same, each task a job on Slurm (profiles/slurm)
   orchestrator --intraday                   loop: prices every minute, features/signals every 5
   orchestrator --intraday --once --dry-run  show what one tick would run now
   orchestrator --full                       daily run, then the intraday loop until Ctrl+C
@@ -96,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--once", action="store_true", help="intraday: run one tick and exit")
     parser.add_argument("--interval", type=float, help="intraday: seconds between ticks")
     parser.add_argument("--cores", type=int, help="daily: cores for snakemake")
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="daily, backfill, forcerun, update-stale: snakemake's profiles/NAME (e.g. slurm)",
+    )
     parser.add_argument("--session", help="daily/summary/forcerun/logs: a session (YYYY-MM-DD)")
     parser.add_argument("--from", dest="first", help="backfill: the first session (YYYY-MM-DD)")
     parser.add_argument("--to", dest="last", help="backfill: the last session (YYYY-MM-DD)")
@@ -210,6 +216,10 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
     runs_daily = args.daily or args.full or command in (["backfill"], ["forcerun"])
     if daily_only and not (runs_daily if daily_only[0] == "--cores" else args.daily or args.full):
         parser.error(f"{daily_only[0]} needs --daily")
+    if args.profile and not (
+        args.daily or args.update_stale or command in (["backfill"], ["forcerun"])
+    ):
+        parser.error("--profile needs --daily, --update-stale, or the backfill or forcerun command")
     if args.session and not (args.daily or command in (["summary"], ["forcerun"], ["logs"])):
         parser.error("--session needs --daily (or the summary, forcerun or logs command)")
     if args.interval is not None and args.interval < MIN_INTERVAL_SECONDS:
@@ -396,6 +406,7 @@ def _daily_call(
     cores: int | None,
     dry_run: bool,
     forcerun: tuple[str, ...] = (),
+    profile: Path | None = None,
 ) -> SnakemakeCall:
     """``snakemake daily`` for ``session`` (``None``: the current one), with the clock pinned."""
     from orchestrator.snakemake_runs import SnakemakeCall, configfile_of
@@ -411,7 +422,15 @@ def _daily_call(
         config_overrides=tuple(overrides),
         configfile=configfile_of(config),
         quiet=() if dry_run else ("rules", "host"),
+        profile=profile,
     )
+
+
+def _profile(config: Config, args: argparse.Namespace) -> Path | None:
+    """The folder of ``--profile NAME`` in the project, or ``None`` without the flag."""
+    from orchestrator.snakemake_runs import resolve_profile
+
+    return resolve_profile(config.base_dir, args.profile) if args.profile else None
 
 
 def _stop_event_on_signals() -> threading.Event:
@@ -468,7 +487,9 @@ def run_daily(
     requested = _parse_session(args.session)
     config = replace(config, session=requested)
     session = session_of_run(calendar, now, requested)
-    call = _daily_call(config, requested, args.cores, args.dry_run, forcerun)
+    call = _daily_call(
+        config, requested, args.cores, args.dry_run, forcerun, _profile(config, args)
+    )
     stop = stop or _stop_event_on_signals()
     with exclusive(family_lock_path(config.state_dir, "daily"), "a daily run"):
         what = f" (forcing {', '.join(forcerun)} and downstream)" if forcerun else ""
@@ -530,6 +551,7 @@ def run_forcerun(config: Config, args: argparse.Namespace, tasks: list[str]) -> 
                 forcerun=tuple(due),
                 config_overrides=overrides,
                 configfile=configfile_of(config),
+                profile=_profile(config, args),
             )
             with exclusive(family_lock_path(config.state_dir, "intraday"), "an intraday run"):
                 code = run_snakemake(call, config.base_dir)
@@ -557,6 +579,7 @@ def run_backfill(config: Config, args: argparse.Namespace) -> int:
     if not sessions:
         raise UsageError(f"no {calendar.name} session from {first} to {last}")
     session_of_run(calendar, now, sessions[-1])  # refuses a range reaching past today
+    profile = _profile(config, args)
     stop = _stop_event_on_signals()
     failed: list[date] = []
     with exclusive(family_lock_path(config.state_dir, "daily"), "a daily run"):
@@ -571,7 +594,7 @@ def run_backfill(config: Config, args: argparse.Namespace) -> int:
                 print(f"{prefix}: would be built")
                 continue
             print(f"{prefix}: building", flush=True)
-            call = _daily_call(config, session, args.cores, False)
+            call = _daily_call(config, session, args.cores, False, profile=profile)
             code = run_snakemake(call, config.base_dir, stop_requested=stop)
             _text, ok = daily_summary(replace(config, session=session), session)
             print(f"{prefix}: {'built' if code == 0 and ok else 'FAILED'}", flush=True)
@@ -745,6 +768,7 @@ def run_update_stale(config: Config, args: argparse.Namespace) -> int:
     for item in plan:
         print(f"  {item.task} ({item.family}): {item.reason}")
     worst = CommandExit.OK
+    profile = _profile(config, args)
     for family, snakemake_args in snakemake_forcerun_args(plan, config, calendar, now).items():
         targets, forced = _split_forcerun(snakemake_args)
         call = SnakemakeCall(
@@ -754,6 +778,7 @@ def run_update_stale(config: Config, args: argparse.Namespace) -> int:
             forcerun=forced,
             config_overrides=(f"now={now.isoformat()}",) if config.now is not None else (),
             configfile=configfile_of(config),
+            profile=profile,
         )
         print(f"{family}: {format_command(call.command(config.base_dir / 'Snakefile'))}")
         with exclusive(family_lock_path(config.state_dir, family), f"a {family} run"):

@@ -106,6 +106,8 @@ class SnakemakeCall:
     configfile: str | None = None
     # Snakemake's --quiet categories: "rules" hides per-job blocks, "progress" the counts.
     quiet: tuple[str, ...] = ()
+    # A profile folder (``profiles/slurm``), e.g. to run the jobs on a cluster's executor.
+    profile: Path | None = None
 
     def command(self, snakefile: Path) -> list[str]:
         command = [
@@ -122,6 +124,8 @@ class SnakemakeCall:
         ]
         if self.dry_run:
             command.append("--dry-run")
+        if self.profile is not None:
+            command += ["--profile", str(self.profile)]
         if self.quiet:
             command += ["--quiet", *self.quiet]
         if self.configfile is not None:
@@ -231,6 +235,24 @@ def _wait_or_stop(process: SnakemakeProcess, stop_requested: threading.Event | N
             if stop_requested is not None and stop_requested.is_set():
                 logger.warning("stop requested: stopping snakemake and its running tasks")
                 return process.stop()
+
+
+def resolve_profile(project_dir: Path, name: str) -> Path:
+    """The folder of profile ``name``: ``profiles/NAME`` of the project, with its config.yaml.
+
+    Raises ``UsageError`` naming the profile and the ones there are.
+    """
+    from orchestrator.errors import UsageError
+
+    profiles = Path(project_dir) / "profiles"
+    folder = profiles / name
+    if "/" in name or name in ("", ".", "..") or not (folder / "config.yaml").is_file():
+        known = sorted(p.parent.name for p in profiles.glob("*/config.yaml"))
+        raise UsageError(
+            f"--profile {name!r}: no {folder / 'config.yaml'}"
+            f" (profiles here: {', '.join(known) or 'none'})"
+        )
+    return folder
 
 
 def configfile_of(config: Config) -> str | None:
