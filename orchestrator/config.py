@@ -83,6 +83,7 @@ class Config:
     daily_cores: int
     daily_start_time: time
     loop_interval_seconds: float
+    settle_seconds: float
     keep_sessions: int
     pipeline: Pipeline
     session: date | None = None
@@ -533,6 +534,7 @@ def _model(raw: Mapping[str, Any], source: str, base_dir: Path) -> Config:
         daily_cores=int(raw["daily"]["cores"]),
         daily_start_time=parse_clock_time(raw["daily"]["start_time"]),
         loop_interval_seconds=float(raw["intraday"]["loop_interval_seconds"]),
+        settle_seconds=float(raw["intraday"]["settle_seconds"]),
         keep_sessions=int(raw["intraday"]["keep_sessions"]),
         pipeline=Pipeline(
             {
