@@ -37,9 +37,11 @@ SOURCES = 10
 NOW = datetime.now(UTC)  # the commands judge at the wall clock: build the history up to it
 
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from common import write_status_history  # noqa: E402
 
 from orchestrator.market_calendar import load_calendar  # noqa: E402
-from orchestrator.status_store import SCHEMA  # noqa: E402
 
 
 def _config_text() -> str:
@@ -80,41 +82,18 @@ def build_project(root: Path, attempts: int) -> list[str]:
     rng = random.Random(7)
     start = NOW - timedelta(days=365)
     step = timedelta(days=365) / (attempts // len(tasks) or 1)
-    with sqlite3.connect(state / "status.db") as db:
-        db.execute("PRAGMA journal_mode = WAL")
-        db.executescript(SCHEMA)
-        for task in tasks:
-            rows = []
-            moment = start
-            successes = failures = streak = 0
-            last_success = last_failure = None
-            for number in range(attempts // len(tasks)):
-                ok = rng.random() > 0.03
-                end = moment + timedelta(seconds=rng.uniform(1, 30))
-                outcome, error = ("success", None) if ok else ("failed", "provider down")
-                seconds = (end - moment).total_seconds()
-                rows.append((task, _iso(moment)[:10], 1, _iso(moment), _iso(end), seconds,
-                             outcome, error, 500 + number % 7, 0, _iso(end)))  # fmt: skip
-                successes, failures = successes + ok, failures + (not ok)
-                streak = 0 if ok else streak + 1
-                last_success, last_failure = (end, last_failure) if ok else (last_success, end)
-                moment += step
-            db.executemany(
-                "INSERT INTO task_attempts (task_name, period, attempt, started_at, finished_at, "
-                "duration_seconds, outcome, error_message, records_processed, rows_rejected, "
-                "data_as_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            db.execute(
-                "INSERT INTO data_pipeline_status (task_name, last_run_start, last_run_end, "
-                "last_success, last_failure, consecutive_failures, total_runs, total_successes, "
-                "total_failures, last_error_message, last_records_processed, "
-                "average_runtime_seconds, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (task, rows[-1][3], rows[-1][4], _iso(last_success) if last_success else None,
-                 _iso(last_failure) if last_failure else None, streak, len(rows), successes,
-                 failures, "provider down", 500, 12.5, "FAILED" if streak else "SUCCESS"),
-            )  # fmt: skip
-    db.close()
+    history = []
+    for task in tasks:
+        moment = start
+        for number in range(attempts // len(tasks)):
+            ok = rng.random() > 0.03
+            end = moment + timedelta(seconds=rng.uniform(1, 30))
+            outcome, error = ("success", None) if ok else ("failed", "provider down")
+            seconds = (end - moment).total_seconds()
+            history.append((task, _iso(moment)[:10], 1, _iso(moment), _iso(end), seconds,
+                            outcome, error, 500 + number % 7, 0, _iso(end)))  # fmt: skip
+            moment += step
+    write_status_history(state / "status.db", history)
     with sqlite3.connect(state / "market.db") as market:
         market.execute("CREATE TABLE bars (source INTEGER, ts INTEGER)")
         market.execute("CREATE INDEX bars_by_source_ts ON bars (source, ts)")

@@ -25,7 +25,6 @@ import argparse
 import itertools
 import random
 import shutil
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -34,10 +33,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from common import REPO, median, table, verdict
+from common import REPO, median, table, verdict, write_status_history
 
 from orchestrator.market_calendar import MarketCalendar, load_calendar
-from orchestrator.status_store import SCHEMA
 from orchestrator.web.app import create_app
 from orchestrator.web.server import BackgroundServer
 
@@ -132,25 +130,7 @@ def build_project(root: Path, attempts: int) -> int:
         history = _session_attempts(session, calendar, rng, NOW) + history
         used.append(session)
     history = history[-attempts:]
-    with sqlite3.connect(state / "status.db") as db:
-        db.execute("PRAGMA journal_mode = WAL")
-        db.executescript(SCHEMA)
-        db.executemany(
-            "INSERT INTO task_attempts (task_name, period, attempt, started_at, finished_at, "
-            "duration_seconds, outcome, error_message, records_processed, rows_rejected, "
-            "data_as_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            history,
-        )
-        db.execute(
-            "INSERT INTO data_pipeline_status (task_name, last_run_start, last_run_end, "
-            "last_success, last_failure, consecutive_failures, total_runs, total_successes, "
-            "total_failures, last_error_message, last_records_processed, "
-            "average_runtime_seconds, status) "
-            "SELECT task_name, MAX(started_at), MAX(finished_at), MAX(finished_at), NULL, 0, "
-            "COUNT(*), COUNT(*), 0, NULL, 500, AVG(duration_seconds), 'SUCCESS' "
-            "FROM task_attempts WHERE outcome = 'success' GROUP BY task_name"
-        )
-    db.close()
+    write_status_history(state / "status.db", history)
     with MarketStore(state / "market.db") as market, market.transaction():
         connection = market.connection
         listed = int((NOW - timedelta(days=400)).timestamp())

@@ -10,6 +10,7 @@ same run.
 from __future__ import annotations
 
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -139,3 +140,59 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def verdict(name: str, ok: bool, detail: str) -> str:
     """The one line a benchmark ends with; ``run_all`` collects these."""
     return f"TARGET {name}: {'met' if ok else 'MISSED'} ({detail})"
+
+
+# One ``task_attempts`` row: (task_name, period, attempt, started_at, finished_at,
+# duration_seconds, outcome, error_message, records_processed, rows_rejected, data_as_of).
+Attempt = tuple[object, ...]
+ATTEMPT_COLUMNS = (
+    "task_name, period, attempt, started_at, finished_at, duration_seconds, outcome, "
+    "error_message, records_processed, rows_rejected, data_as_of"
+)
+
+
+def write_status_history(db_path: Path, attempts: Sequence[Attempt]) -> None:
+    """A status store (WAL, the real schema) holding ``attempts`` (each task's in time
+    order), and each task's ``data_pipeline_status`` row derived from them as the runner
+    keeps it.
+
+    The filler of the benchmarks that read a long history (``bench_health``,
+    ``bench_web``): they differ in what history they make, not in how it is stored.
+    """
+    from orchestrator.status_store import SCHEMA
+
+    by_task: dict[str, list[Attempt]] = {}
+    for row in attempts:
+        by_task.setdefault(str(row[0]), []).append(row)
+    summaries = []
+    for task, rows in by_task.items():
+        successes = [row for row in rows if row[6] == "success"]
+        failures = [row for row in rows if row[6] != "success"]
+        streak = 0
+        for row in reversed(rows):
+            if row[6] == "success":
+                break
+            streak += 1
+        last = rows[-1]
+        durations = [float(str(row[5])) for row in rows]
+        summaries.append(
+            (task, last[3], last[4], successes[-1][4] if successes else None,
+             failures[-1][4] if failures else None, streak, len(rows), len(successes),
+             len(failures), failures[-1][7] if failures else None, last[8],
+             sum(durations) / len(durations), "FAILED" if streak else "SUCCESS")
+        )  # fmt: skip
+    with sqlite3.connect(db_path) as db:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.executescript(SCHEMA)
+        db.executemany(
+            f"INSERT INTO task_attempts ({ATTEMPT_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+            attempts,
+        )
+        db.executemany(
+            "INSERT INTO data_pipeline_status (task_name, last_run_start, last_run_end, "
+            "last_success, last_failure, consecutive_failures, total_runs, total_successes, "
+            "total_failures, last_error_message, last_records_processed, "
+            "average_runtime_seconds, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            summaries,
+        )
+    db.close()
