@@ -1,13 +1,17 @@
-"""The market-data store: one SQLite file, schema, validation and batch upserts.
+"""The market-data store: one database, schema, validation and batch upserts.
 
-Invariants:
+A SQLite file by default (``state/market.db``), or PostgreSQL when
+``stores.market`` names one (``orchestrator.database``). ``TABLES`` declares
+every table once; each backend's DDL is derived from it (``database.ddl``)
+and the same SQL writes and reads both. Invariants:
 
-- WAL journal, ``busy_timeout`` 30 s, parameterised SQL only; the schema is
-  created on open and creating it again changes nothing.
-- Every table has a natural primary key; writes are ``INSERT OR REPLACE`` of
-  rows sorted by that key, one transaction per batch, so storing the same
-  batch twice changes nothing.
-- Timestamps are INTEGER epoch seconds UTC in columns ending ``_ts``; dates are
+- SQLite: WAL journal, ``busy_timeout`` 30 s. Both: parameterised SQL only;
+  the schema is created on open and creating it again changes nothing.
+- Every table has a natural primary key; writes are upserts (``INSERT ... ON
+  CONFLICT (key) DO UPDATE``) of rows sorted by that key, one transaction per
+  batch, so storing the same batch twice changes nothing and concurrent
+  writers of one table take row locks in the same order.
+- Timestamps are INTEGER (PostgreSQL: BIGINT) epoch seconds UTC in columns ending ``_ts``; dates are
   ISO ``YYYY-MM-DD`` text. Every raw-data row has ``available_ts`` (when it
   became knowable); derived rows have ``as_of_ts`` (the cutoff they were
   computed at). Point-in-time reads filter on those columns.
@@ -20,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -62,14 +65,30 @@ class TableSpec:
     def nullable(self) -> frozenset[str]:
         return frozenset(name for name, kind in self.columns if kind.endswith("NULL"))
 
-    def create_sql(self) -> str:
+    def create_sql(self, dialect: str = "sqlite") -> str:
+        """``CREATE TABLE`` in ``dialect`` ("sqlite" or "postgresql")."""
         columns = ", ".join(
             f"{name} {kind.removesuffix(' NULL') if kind.endswith('NULL') else kind + ' NOT NULL'}"
             for name, kind in self.columns
         )
-        return (
+        return database.ddl(
             f"CREATE TABLE IF NOT EXISTS {self.name} ({columns}, "
-            f"PRIMARY KEY ({', '.join(self.key)})) WITHOUT ROWID"
+            f"PRIMARY KEY ({', '.join(self.key)})) WITHOUT ROWID",
+            dialect,
+        )
+
+    def upsert_sql(self) -> str:
+        """The upsert of one row on the natural key, the same in both dialects."""
+        updates = [name for name in self.column_names if name not in self.key]
+        action = (
+            "DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in updates)
+            if updates
+            else "DO NOTHING"
+        )
+        return (
+            f"INSERT INTO {self.name} ({', '.join(self.column_names)}) "
+            f"VALUES ({', '.join('?' * len(self.columns))}) "
+            f"ON CONFLICT ({', '.join(self.key)}) {action}"
         )
 
 
@@ -316,16 +335,35 @@ def epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-class MarketStore:
-    """A connection to the market database; use as a context manager."""
+_QUARANTINE_UPSERT = (
+    "INSERT INTO quarantine (source, table_name, natural_key, reason, payload, quarantined_ts) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, table_name, natural_key, reason) "
+    "DO UPDATE SET payload = excluded.payload, quarantined_ts = excluded.quarantined_ts"
+)
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = database.connect(self.path)
-        self.connection.execute("PRAGMA journal_mode = WAL")
-        self.connection.execute("PRAGMA synchronous = NORMAL")
+
+class MarketStore:
+    """A connection to the market database; use as a context manager.
+
+    ``store`` is a ``StoreURL``, a URL or a plain path (a SQLite file).
+    """
+
+    def __init__(self, store: database.StoreURL | Path | str) -> None:
+        self.location = database.store_url(store)
+        self.connection: database.Connection
+        if self.location.path is not None:
+            self.location.path.parent.mkdir(parents=True, exist_ok=True)
+            self.connection = database.connect(self.location.path)
+            self.connection.execute("PRAGMA journal_mode = WAL")
+            self.connection.execute("PRAGMA synchronous = NORMAL")
+        else:
+            self.connection = database.open_store(self.location)
         self.create_schema()
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, or None for PostgreSQL."""
+        return self.location.path
 
     def __enter__(self) -> MarketStore:
         return self
@@ -338,14 +376,15 @@ class MarketStore:
 
     def create_schema(self) -> None:
         """Create every table and index that is missing; idempotent."""
+        dialect = self.location.dialect
         with self.transaction():
             for spec in TABLES.values():
-                migrate(self.connection, spec)
-            self.connection.execute(QUARANTINE_SQL)
+                migrate(self.connection, spec, dialect)
+            self.connection.execute(database.ddl(QUARANTINE_SQL, dialect))
             for statement in _INDEXES:
                 self.connection.execute(statement)
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[database.Connection]:
         return database.transaction(self.connection)
 
     # -- reading -----------------------------------------------------------
@@ -370,7 +409,7 @@ class MarketStore:
     # -- writing -----------------------------------------------------------
 
     def upsert(self, table: str, frame: pd.DataFrame) -> int:
-        """``INSERT OR REPLACE`` the rows (sorted by key) in one transaction; rows written."""
+        """Upsert the rows (sorted by key) in one transaction; rows written."""
         spec = _spec(table)
         if frame.empty:
             return 0
@@ -382,13 +421,8 @@ class MarketStore:
             raise PermanentError(f"{table}: batch lacks columns {missing}")
         ordered = frame.sort_values(list(spec.key), kind="stable")
         columns = [_python_values(ordered[name]) for name in spec.column_names]
-        placeholders = ", ".join("?" * len(spec.column_names))
-        sql = (
-            f"INSERT OR REPLACE INTO {table} ({', '.join(spec.column_names)}) "
-            f"VALUES ({placeholders})"
-        )
         with self.transaction():
-            self.connection.executemany(sql, zip(*columns, strict=True))
+            self.connection.executemany(spec.upsert_sql(), zip(*columns, strict=True))
         return len(ordered)
 
     def quarantine(self, source: str, table: str, rejects: pd.DataFrame, now_ts: int) -> int:
@@ -412,11 +446,7 @@ class MarketStore:
             )
         ]
         with self.transaction():
-            self.connection.executemany(
-                "INSERT OR REPLACE INTO quarantine (source, table_name, natural_key, reason, "
-                "payload, quarantined_ts) VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            self.connection.executemany(_QUARANTINE_UPSERT, rows)
         return len(rows)
 
     def store(
@@ -462,13 +492,40 @@ class MarketStore:
         return StoreOutcome(self.upsert(table, good), rejected, reasons)
 
 
-def migrate(connection: sqlite3.Connection, spec: TableSpec) -> None:
+_POSTGRES_COLUMNS = (
+    "SELECT column_name FROM information_schema.columns "
+    "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position"
+)
+_POSTGRES_KEY = (
+    "SELECT k.column_name FROM information_schema.table_constraints c "
+    "JOIN information_schema.key_column_usage k ON k.constraint_name = c.constraint_name "
+    "AND k.table_schema = c.table_schema AND k.table_name = c.table_name "
+    "WHERE c.constraint_type = 'PRIMARY KEY' AND c.table_schema = current_schema() "
+    "AND c.table_name = ? ORDER BY k.ordinal_position"
+)
+
+
+def migrate(connection: database.Connection, spec: TableSpec, dialect: str = "sqlite") -> None:
     """Create ``spec``'s table, or bring an older one to its columns and key, keeping the rows.
 
-    A table stored by an earlier version (fewer columns, a shorter key) is
-    rebuilt in the open transaction: its rows are copied into the new layout,
-    new columns get ``NULL`` or their ``migrate_defaults`` value.
+    SQLite: a table stored by an earlier version (fewer columns, a shorter
+    key) is rebuilt in the open transaction: its rows are copied into the new
+    layout, new columns get ``NULL`` or their ``migrate_defaults`` value.
+    PostgreSQL stores began with today's layout: one that differs is refused
+    with a ``PermanentError`` naming the table.
     """
+    if dialect == "postgresql":
+        columns = [row[0] for row in connection.execute(_POSTGRES_COLUMNS, (spec.name,))]
+        if not columns:
+            connection.execute(spec.create_sql(dialect))
+            return
+        key = [row[0] for row in connection.execute(_POSTGRES_KEY, (spec.name,))]
+        if columns != list(spec.column_names) or key != list(spec.key):
+            raise PermanentError(
+                f"market store: table {spec.name} has columns {columns} and key {key}, "
+                f"not {list(spec.column_names)} and {list(spec.key)}: rebuild it"
+            )
+        return
     existing = connection.execute(f"PRAGMA table_info({spec.name})").fetchall()
     if not existing:
         connection.execute(spec.create_sql())
@@ -499,8 +556,10 @@ def _spec(table: str) -> TableSpec:
 
 
 def _python_values(column: pd.Series) -> list[Any]:
-    """Column values as Python scalars sqlite3 accepts (NaN and None become NULL)."""
-    if column.dtype.kind in "fiub":
+    """Column values as Python scalars both drivers accept (NaN and None become NULL)."""
+    if column.dtype.kind == "b":  # stored as 0/1 (PostgreSQL takes no bool in a BIGINT)
+        return column.to_numpy().astype(np.int64).tolist()
+    if column.dtype.kind in "fiu":
         values = column.to_numpy()
         if values.dtype.kind == "f" and np.isnan(values).any():
             return column.astype(object).where(column.notna(), None).tolist()

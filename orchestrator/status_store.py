@@ -1,4 +1,8 @@
-"""The status store: one SQLite file recording every task run and attempt.
+"""The status store: one database recording every task run and attempt.
+
+A SQLite file by default (``state/status.db``), or PostgreSQL when
+``stores.status`` names one (``orchestrator.database``); one ``SCHEMA`` serves
+both, the same SQL runs on both.
 
 ``data_pipeline_status`` keeps the seed's table, name and columns, one row per
 task with running counters; ``task_attempts`` keeps one row per attempt, from
@@ -6,9 +10,10 @@ which success rates and runtimes can be derived. Invariants:
 
 - marking a task started never resets its counters;
 - ``total_runs = total_successes + total_failures`` once no run is in flight;
-- every write is one ``BEGIN IMMEDIATE`` transaction with parameterised SQL,
-  so four tasks finishing at once (``--cores 4``) serialise instead of losing
-  updates; WAL lets the health monitor read while they write.
+- every write is one transaction (SQLite: ``BEGIN IMMEDIATE``) with
+  parameterised SQL and counters incremented in SQL, so four tasks finishing
+  at once (``--cores 4``) serialise instead of losing updates; WAL (SQLite)
+  or MVCC (PostgreSQL) lets the health monitor read while they write.
 - error messages are redacted of secrets and truncated before storing.
 """
 
@@ -103,47 +108,57 @@ class Attempt:
 class StatusStore:
     """Reads and writes task status; one short connection per operation."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, store: database.StoreURL | Path | str) -> None:
+        self.location = database.store_url(store)
+        if self.location.path is not None:
+            self.location.path.parent.mkdir(parents=True, exist_ok=True)
         self._initialise()
 
-    def _initialise(self) -> None:
-        """Switch to WAL and create the tables, once, whoever comes first.
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, or None for PostgreSQL."""
+        return self.location.path
 
-        Switching the journal mode ignores the busy timeout, so tasks that
-        start together on a new database retry that step briefly.
+    def _initialise(self) -> None:
+        """Switch to WAL (SQLite) and create the tables, once, whoever comes first.
+
+        Switching the journal mode ignores the busy timeout, and PostgreSQL's
+        ``CREATE TABLE IF NOT EXISTS`` can collide with a concurrent one, so
+        tasks that start together on a new database retry that step briefly.
         """
+        schema = database.ddl(SCHEMA, self.location.dialect)
         for attempt in range(1, INITIALISE_ATTEMPTS + 1):
             try:
                 with self._connection() as connection:
-                    if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    if self.location.path is not None and (
+                        connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal"
+                    ):
                         connection.execute("PRAGMA journal_mode = WAL")
-                    connection.executescript(SCHEMA)
+                    connection.executescript(schema)
                 return
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or attempt == INITIALISE_ATTEMPTS:
+            except sqlite3.DatabaseError as error:
+                retried = "locked" in str(error) or "duplicate key" in str(error)
+                if not retried or attempt == INITIALISE_ATTEMPTS:
                     raise
                 time.sleep(0.02 * attempt)
 
     @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        connection = database.connect(self.path)
-        connection.row_factory = sqlite3.Row
+    def _connection(self) -> Iterator[database.Connection]:
+        connection = database.open_store(self.location)
         try:
             yield connection
         finally:
             connection.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[database.Connection]:
         with self._connection() as connection, database.transaction(connection):
             yield connection
 
     # -- writes ---------------------------------------------------------------
 
     @staticmethod
-    def _ensure_row(connection: sqlite3.Connection, task: str) -> None:
+    def _ensure_row(connection: database.Connection, task: str) -> None:
         # A run stopped before its start was marked must still be counted.
         connection.execute(
             "INSERT INTO data_pipeline_status (task_name) VALUES (?) ON CONFLICT DO NOTHING",
