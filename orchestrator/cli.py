@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dry-run", "-n", action="store_true", help="show what would run")
     parser.add_argument("--once", action="store_true", help="intraday: run one tick and exit")
-    parser.add_argument("--interval", type=float, help="intraday: seconds between ticks")
+    parser.add_argument(
+        "--interval", type=float, help="intraday: longest sleep between ticks (seconds)"
+    )
     parser.add_argument("--cores", type=int, help="daily: cores for snakemake")
     parser.add_argument(
         "--profile",

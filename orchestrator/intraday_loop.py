@@ -3,10 +3,18 @@
 Each tick runs ``snakemake intraday``; the workflow decides which slots are
 current and Snakemake runs only what is due (a new 1-minute price slot, every
 fifth minute features and signals). When every current slot's sentinel
-already exists the tick skips Snakemake altogether: nothing is due. Between
-ticks the loop sleeps the rest of its interval; ticks never overlap because
-they run one after another. While no intraday task is in scope it sleeps
-until the next scope window opens.
+already exists the tick skips Snakemake altogether: nothing is due.
+
+The loop ticks as slots begin: it sleeps until the next slot of any in-scope
+task starts, plus ``settle_seconds`` for the provider to finalise the bar that
+just closed, so a bar becomes a signal within seconds instead of waiting for
+a fixed wake-up. ``loop_interval_seconds`` is only the longest sleep (a
+suspended laptop or a moved clock is noticed within it), and how soon a
+failed tick is tried again. A tick that overruns a slot boundary is followed
+at once by one tick for the slots current then: missed slots are caught up
+once, never replayed one by one. Ticks never overlap because they run one
+after another. While no intraday task is in scope the loop sleeps until the
+next scope window opens.
 
 Invariants:
 
@@ -26,12 +34,13 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from orchestrator.alerts import evaluate_safely
 from orchestrator.clock import Clock, Sleeper
 from orchestrator.config import Config
 from orchestrator.market_calendar import MarketCalendar
+from orchestrator.pipeline import Period
 from orchestrator.pruning import prune_intraday
 from orchestrator.snakemake_runs import (
     SnakemakeCall,
@@ -84,6 +93,28 @@ def next_scope_start(config: Config, calendar: MarketCalendar, now: datetime) ->
     )
 
 
+def next_slot_start(config: Config, calendar: MarketCalendar, now: datetime) -> datetime:
+    """When the next slot some intraday task will build begins, after ``now``."""
+    starts = []
+    for task in config.pipeline.family("intraday"):
+        interval = timedelta(seconds=task.interval_seconds)
+        boundary = calendar.slot_start(now, task.interval_seconds) + interval
+        if calendar.slot_is_due(boundary, task.hours, task.interval_seconds):
+            starts.append(boundary)
+        else:
+            starts.append(calendar.next_scope_start(now, task.hours))
+    return min(starts)
+
+
+def latest_slot_start(config: Config, calendar: MarketCalendar, now: datetime) -> datetime:
+    """When the newest slot due at ``now`` began."""
+    return max(
+        calendar.slot_start(now, task.interval_seconds)
+        for task in config.pipeline.family("intraday")
+        if calendar.slot_is_due(now, task.hours, task.interval_seconds)
+    )
+
+
 class IntradayLoop:
     """Runs ticks until stopped; ``once`` runs a single tick."""
 
@@ -107,6 +138,10 @@ class IntradayLoop:
         # Injected in tests; by default a real `snakemake intraday`.
         self._run_tick = run_tick or self._snakemake_tick
         self._pruned_for: date | None = None
+        self._settle = timedelta(seconds=config.settle_seconds)
+        # What the last tick was for, to tell a new slot from a retry.
+        self._last_periods: dict[str, Period] | None = None
+        self._last_tick: TickResult | None = None
         # Waking early on a stop request; tests pass a sleeper that moves their clock.
         self._sleeper = sleeper or (lambda seconds: self.control.finish.wait(timeout=seconds))
 
@@ -139,6 +174,7 @@ class IntradayLoop:
 
     def tick(self) -> TickResult:
         started = self.clock()
+        self._last_periods = self.config.pipeline.due_slots(self.calendar, started)
         try:
             code = int(self._run_tick())
         except Exception as error:  # a failed tick must not end the loop
@@ -159,7 +195,8 @@ class IntradayLoop:
         if not self.dry_run:
             # After every tick, so a failure alerts within one tick; never raises.
             evaluate_safely(self.config, self.clock(), self.calendar)
-        return TickResult(started, code, seconds)
+        self._last_tick = TickResult(started, code, seconds)
+        return self._last_tick
 
     def _prune_once_per_session(self, now: datetime) -> None:
         session = self.calendar.trading_day(now)
@@ -188,13 +225,38 @@ class IntradayLoop:
                 )
                 self._sleep(min((wake - now).total_seconds(), MAX_CLOSED_SLEEP_SECONDS))
                 continue
-            result = self.tick()
-            last_code = result.exit_code
             if once:
-                return last_code
-            self._sleep(max(self.interval - result.seconds, 0.0))
+                return self.tick().exit_code
+            if not self._tick_due(now):
+                self._sleep(self._seconds_to_next_slot(now))
+                continue
+            settling = latest_slot_start(self.config, self.calendar, now) + self._settle - now
+            if settling.total_seconds() > 0:
+                self._sleep(settling.total_seconds())
+                continue
+            # No sleep after a tick: if it overran a slot boundary, the next one
+            # runs at once for the slots current then.
+            last_code = self.tick().exit_code
         logger.info("• intraday loop stopped")
         return last_code
+
+    def _tick_due(self, now: datetime) -> bool:
+        """A slot began since the last tick, or the last tick failed an interval ago."""
+        last_periods = self._last_periods or {}
+        due = self.config.pipeline.due_slots(self.calendar, now)
+        if any(last_periods.get(name) != period for name, period in due.items()):
+            return True
+        last = self._last_tick
+        return (
+            last is not None
+            and last.exit_code != 0
+            and (now - last.started).total_seconds() >= self.interval
+        )
+
+    def _seconds_to_next_slot(self, now: datetime) -> float:
+        """Until the next slot begins and settles, never longer than the interval."""
+        wake = next_slot_start(self.config, self.calendar, now) + self._settle
+        return min((wake - now).total_seconds(), self.interval)
 
     def _sleep(self, seconds: float) -> None:
         self._sleeper(max(seconds, 0.0))

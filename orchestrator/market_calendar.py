@@ -224,12 +224,7 @@ class MarketCalendar:
         """
         if self.in_scope(now, hours):
             return True
-        local = now.astimezone(self.tz)
-        seconds = local.hour * 3600 + local.minute * 60 + local.second
-        slot_start = local - timedelta(
-            seconds=seconds % interval_seconds, microseconds=local.microsecond
-        )
-        return self.in_scope(slot_start - timedelta(seconds=1), hours)
+        return self.in_scope(self.slot_start(now, interval_seconds) - timedelta(seconds=1), hours)
 
     def next_open(self, now: datetime) -> datetime:
         """The first regular open strictly after ``now``."""
@@ -286,6 +281,14 @@ class MarketCalendar:
         seconds = local.hour * 3600 + local.minute * 60 + local.second
         floored = seconds - seconds % interval_seconds
         return f"{floored // 3600:02d}{floored // 60 % 60:02d}"
+
+    def slot_start(self, now: datetime, interval_seconds: int) -> datetime:
+        """When the slot of ``now`` began (exchange time floored to the interval), in UTC."""
+        require_aware(now)
+        local = now.astimezone(self.tz)
+        seconds = local.hour * 3600 + local.minute * 60 + local.second
+        into_slot = timedelta(seconds=seconds % interval_seconds, microseconds=local.microsecond)
+        return (local - into_slot).astimezone(UTC)
 
     def slot_time(self, session: date, slot: str) -> datetime:
         """The UTC moment at which ``slot`` (``HHMM``) starts on ``session``'s date."""

@@ -80,36 +80,56 @@ def local(moment):
     return moment.astimezone(ET).strftime("%a %H:%M:%S")
 
 
-def test_ticks_every_interval_while_the_market_is_open(config, calendar):
-    start = datetime(2026, 11, 24, 10, 0, tzinfo=ET)
-    ticks, _, _ = run_loop(config, calendar, start, ticks=4)
+def test_ticks_as_each_slot_begins_plus_the_settle_delay(config, calendar):
+    start = datetime(2026, 11, 24, 10, 0, 30, tzinfo=ET)
+    ticks, clock, _ = run_loop(config, calendar, start, ticks=4)
     assert [local(t) for t in ticks] == [
-        "Tue 10:00:00",
         "Tue 10:00:30",
-        "Tue 10:01:00",
-        "Tue 10:01:30",
+        "Tue 10:01:02",
+        "Tue 10:02:02",
+        "Tue 10:03:02",
     ]
+    # loop_interval_seconds (30) is only the longest sleep: no wake-up ticks in between.
+    assert max(clock.sleeps) == 30
+
+
+def test_a_loop_started_as_a_slot_begins_waits_for_the_bar_to_settle(config, calendar):
+    start = datetime(2026, 11, 24, 10, 0, 0, tzinfo=ET)
+    ticks, _, _ = run_loop(config, calendar, start, ticks=2)
+    assert [local(t) for t in ticks] == ["Tue 10:00:02", "Tue 10:01:02"]
+
+
+def test_the_settle_delay_is_configurable(tmp_path, monkeypatch, calendar):
+    (tmp_path / "task.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    config = build_config({"tasks": TASKS, "intraday": {"settle_seconds": 5}}, "config.yaml")
+    start = datetime(2026, 11, 24, 10, 0, 30, tzinfo=ET)
+    ticks, _, _ = run_loop(config, calendar, start, ticks=2)
+    assert [local(t) for t in ticks] == ["Tue 10:00:30", "Tue 10:01:05"]
 
 
 def test_sleeps_through_the_weekend_and_thanksgiving_to_the_next_open(config, calendar):
     start = datetime(2026, 11, 25, 15, 59, 30, tzinfo=ET)  # Wednesday before Thanksgiving
-    ticks, _, _ = run_loop(config, calendar, start, ticks=13)
-    # Ticks go on through the closing slots (the 1-minute task's collects the 15:59
-    # bar; the 5-minute task's lasts until 16:05), then sleep to Friday's open.
-    assert [local(t) for t in ticks][:3] == ["Wed 15:59:30", "Wed 16:00:00", "Wed 16:00:30"]
-    assert [local(t) for t in ticks][-3:] == ["Wed 16:04:30", "Fri 09:30:00", "Fri 09:30:30"]
+    ticks, _, _ = run_loop(config, calendar, start, ticks=4)
+    # 16:00 begins the closing slots (the 1-minute task's collects the 15:59 bar);
+    # no slot begins after that until Friday's open.
+    assert [local(t) for t in ticks] == [
+        "Wed 15:59:30",
+        "Wed 16:00:02",
+        "Fri 09:30:02",
+        "Fri 09:31:02",
+    ]
 
 
 def test_the_half_day_ends_at_13_00(config, calendar):
     start = datetime(2026, 11, 27, 12, 59, 30, tzinfo=ET)
-    ticks, _, _ = run_loop(config, calendar, start, ticks=12)
+    ticks, _, _ = run_loop(config, calendar, start, ticks=3)
     stamps = [t.astimezone(ET).strftime("%m-%d %H:%M:%S") for t in ticks]
-    assert stamps[:2] == ["11-27 12:59:30", "11-27 13:00:00"]
-    assert stamps[-2:] == ["11-27 13:04:30", "11-30 09:30:00"]
+    assert stamps == ["11-27 12:59:30", "11-27 13:00:02", "11-30 09:30:02"]
 
 
 def test_failed_and_crashing_ticks_do_not_stop_the_loop(config, calendar):
-    start = datetime(2026, 11, 24, 10, 0, tzinfo=ET)
+    start = datetime(2026, 11, 24, 10, 0, 30, tzinfo=ET)
     ticks, _, code = run_loop(
         config, calendar, start, ticks=4, outcomes=[1, RuntimeError("snakemake vanished"), 0, 0]
     )
@@ -117,15 +137,22 @@ def test_failed_and_crashing_ticks_do_not_stop_the_loop(config, calendar):
     assert code == 0
 
 
-def test_a_tick_that_overruns_the_interval_is_followed_at_once_never_overlapped(config, calendar):
-    clock = MovedClock(datetime(2026, 11, 24, 10, 0, tzinfo=ET))
+def test_a_failed_tick_is_tried_again_after_an_interval_not_at_once(config, calendar):
+    start = datetime(2026, 11, 24, 10, 0, 5, tzinfo=ET)
+    ticks, _, _ = run_loop(config, calendar, start, ticks=3, outcomes=[1, 0, 0])
+    assert [local(t) for t in ticks] == ["Tue 10:00:05", "Tue 10:00:35", "Tue 10:01:02"]
+
+
+def slow_loop(config, calendar, start, tick_seconds, ticks):
+    """Run the loop with ticks that each take ``tick_seconds``; return (start, periods) of each."""
+    clock = MovedClock(start)
     control = LoopControl()
-    starts = []
+    runs = []
 
     def slow_tick() -> int:
-        starts.append(clock())
-        clock.now += timedelta(seconds=45)  # the tick itself takes 45 s
-        if len(starts) == 3:
+        runs.append((clock(), config.pipeline.due_slots(calendar, clock())))
+        clock.now += timedelta(seconds=tick_seconds)
+        if len(runs) == ticks:
             control.request_stop()
         return 0
 
@@ -139,8 +166,28 @@ def test_a_tick_that_overruns_the_interval_is_followed_at_once_never_overlapped(
         sleeper=clock.sleep,
     )
     loop.run()
-    assert [local(t) for t in starts] == ["Tue 10:00:00", "Tue 10:00:45", "Tue 10:01:30"]
-    assert clock.sleeps and set(clock.sleeps) == {0.0}  # never a wait after an overrun
+    return runs, clock
+
+
+def test_a_tick_that_overruns_a_slot_boundary_is_followed_at_once_never_overlapped(
+    config, calendar
+):
+    start = datetime(2026, 11, 24, 10, 0, 30, tzinfo=ET)
+    runs, clock = slow_loop(config, calendar, start, tick_seconds=45, ticks=3)
+    # 10:00:30 + 45 s = 10:01:15, past the 10:01 boundary: the next tick starts at
+    # once; it ends at 10:02:00, and the one after waits for the 10:02 bar to settle.
+    assert [local(moment) for moment, _ in runs] == ["Tue 10:00:30", "Tue 10:01:15", "Tue 10:02:02"]
+    assert clock.sleeps == [2.0]
+
+
+def test_slots_missed_by_a_long_tick_are_caught_up_once_not_replayed(config, calendar):
+    start = datetime(2026, 11, 24, 10, 0, 30, tzinfo=ET)
+    runs, _ = slow_loop(config, calendar, start, tick_seconds=150, ticks=2)
+    (_, first_periods), (second, second_periods) = runs
+    assert local(second) == "Tue 10:03:02"
+    # The 10:01 and 10:02 slots are never built; the catch-up tick is for 10:03.
+    assert first_periods["price_data"].slot == "1000"
+    assert second_periods["price_data"].slot == "1003"
 
 
 def test_once_when_closed_runs_nothing(config, calendar):
