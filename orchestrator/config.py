@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.database import StoreURL, store_url
 from orchestrator.errors import ConfigError
 from orchestrator.files import write_atomically
 from orchestrator.market_calendar import calendar_exists
@@ -94,12 +95,24 @@ class Config:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
+    def status_store(self) -> StoreURL:
+        """``stores.status``: a SQLite file (the default ``state/status.db``) or PostgreSQL."""
+        return store_url(self.raw["stores"]["status"], self.base_dir)
+
+    @property
+    def market_store(self) -> StoreURL:
+        """``stores.market``: a SQLite file (the default ``state/market.db``) or PostgreSQL."""
+        return store_url(self.raw["stores"]["market"], self.base_dir)
+
+    @property
     def status_db(self) -> Path:
-        return self.state_dir / "status.db"
+        """The status store's SQLite file (``state/status.db`` when it is on PostgreSQL)."""
+        return self.status_store.path or self.state_dir / "status.db"
 
     @property
     def market_db(self) -> Path:
-        return self.state_dir / "market.db"
+        """The market store's SQLite file (``state/market.db`` when it is on PostgreSQL)."""
+        return self.market_store.path or self.state_dir / "market.db"
 
     @property
     def targets_dir(self) -> Path:
@@ -397,6 +410,11 @@ def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> 
                 )
     check_needs(source, config["tasks"])
     _check_providers(source, config, base_dir)
+    for key, url in config.get("stores", {}).items():
+        try:
+            store_url(url, base_dir)
+        except ValueError as error:
+            raise ConfigError(source, f"stores.{key}", str(error)) from None
     if "session" in config:
         try:
             date.fromisoformat(config["session"])
