@@ -37,7 +37,7 @@ from orchestrator.database import StoreURL, store_url
 from orchestrator.errors import ConfigError
 from orchestrator.files import write_atomically
 from orchestrator.market_calendar import calendar_exists
-from orchestrator.pipeline import Freshness, Pipeline, RetryPolicy, TaskConfig
+from orchestrator.pipeline import Freshness, Pipeline, RetryPolicy, TaskConfig, TaskResources
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.json")
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -402,6 +402,8 @@ def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> 
         if task["family"] == "daily" and ("interval" in task or "hours" in task):
             key = "interval" if "interval" in task else "hours"
             raise ConfigError(source, f"{where}.{key}", "only intraday tasks have slots and hours")
+        if task.get("shards", 1) > 1:
+            _check_sharding(source, name, task, config["tasks"])
         if "interval" in task:
             seconds = parse_duration(task["interval"])
             if seconds < 60 or seconds % 60 or 86400 % seconds:
@@ -436,6 +438,28 @@ def _check_semantics(source: str, config: Mapping[str, Any], base_dir: Path) -> 
                 "the clock may be replayed into the past, never ahead",
             )
     return zone
+
+
+def _check_sharding(
+    source: str, name: str, task: Mapping[str, Any], tasks: Mapping[str, Any]
+) -> None:
+    """A sharded task is daily, and its join rule's name is no task's."""
+    from orchestrator.pipeline import JOIN_RULE_SUFFIX
+
+    if task["family"] != "daily":
+        raise ConfigError(
+            source,
+            f"tasks.{name}.shards",
+            "only daily tasks can be sharded (an intraday tick would pay every shard job's "
+            "start-up each minute)",
+        )
+    join = f"{name}{JOIN_RULE_SUFFIX}"
+    if join in tasks:
+        raise ConfigError(
+            source,
+            f"tasks.{join}",
+            f"{join!r} is the name of the rule joining {name}'s shards: name the task otherwise",
+        )
 
 
 def _task_providers(task: Mapping[str, Any], default: str) -> tuple[str, ...]:
@@ -504,6 +528,7 @@ def _task_model(
 ) -> TaskConfig:
     """One task of a defaults-filled config; unset settings inherit from ``defaults:``."""
     retry = {**defaults["retry"], **task.get("retry", {})}
+    resources = {**defaults["resources"], **task.get("resources", {})}
     freshness = task.get("freshness") or defaults["freshness"][task["family"]]
     intraday = task["family"] == "intraday"
     return TaskConfig(
@@ -537,6 +562,12 @@ def _task_model(
         python=task.get("python", defaults.get("python")),
         label=task.get("label"),
         workdir=task.get("workdir"),
+        resources=TaskResources(
+            mem_mb=resources.get("mem_mb"),
+            cpus_per_task=resources.get("cpus_per_task"),
+            slurm_partition=resources.get("slurm_partition"),
+        ),
+        shards=int(task["shards"]),
     )
 
 

@@ -19,6 +19,7 @@ rules spell them (``snakemake -d DIR`` moves the whole tree).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -40,6 +41,12 @@ LOG_TEMPLATES = {
     "daily": "state/logs/daily/{session}/{task}.log",
     "intraday": "state/logs/intraday/{session}/{task}/{slot}.log",
 }
+# A sharded (daily) task's shard sentinels and logs; the shard count is in the name, so
+# shards of another count are never taken for these. The join writes the task's own target.
+SHARD_TARGET_TEMPLATE = "state/targets/daily/{session}/{task}.shards/{shard}-of-{count}.json"
+SHARD_LOG_TEMPLATE = "state/logs/daily/{session}/{task}.shards/{shard}-of-{count}.log"
+# The name of the rule that joins a sharded task's shards (the shards' rule is the task's).
+JOIN_RULE_SUFFIX = "_join"
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,20 @@ class Freshness:
 
 
 @dataclass(frozen=True)
+class TaskResources:
+    """What one job of the task asks a cluster for (Snakemake ``resources:``).
+
+    Local runs ignore them: Snakemake only limits what ``--resources`` names.
+    ``None`` asks nothing (the cluster's default); the config fills these from
+    ``defaults.resources``.
+    """
+
+    mem_mb: int | None = None
+    cpus_per_task: int | None = None
+    slurm_partition: str | None = None
+
+
+@dataclass(frozen=True)
 class TaskConfig:
     """One task as ``config.yaml`` declares it, defaults filled in."""
 
@@ -88,6 +109,8 @@ class TaskConfig:
     python: str | None = None  # the interpreter of a .py script (default: this one)
     label: str | None = None  # a display name (an imported task's original name)
     workdir: str | None = None  # where a script runs, first on its PYTHONPATH (default: project)
+    resources: TaskResources = field(default_factory=TaskResources)
+    shards: int = 1  # 1: one job; N: N shard jobs (symbols split by hash) and a join
 
     @property
     def longest_run(self) -> timedelta:
@@ -95,6 +118,51 @@ class TaskConfig:
         attempts = self.retry.attempts
         waits = sum(self.retry.delay_before_retry(n) for n in range(1, attempts))
         return timedelta(seconds=attempts * self.max_runtime_seconds + waits)
+
+    @property
+    def runtime_minutes(self) -> int:
+        """A job's wall-time limit on a cluster: ``longest_run`` in whole minutes, rounded up.
+
+        The runner's own timeouts end every attempt before it; the limit only
+        stops a runner that hangs itself.
+        """
+        return max(1, math.ceil(self.longest_run.total_seconds() / 60))
+
+    def snakemake_resources(self) -> dict[str, int | str]:
+        """The ``resources:`` of the task's rule (of each of its shard jobs)."""
+        asked = {
+            "mem_mb": self.resources.mem_mb,
+            "cpus_per_task": self.resources.cpus_per_task,
+            "slurm_partition": self.resources.slurm_partition,
+        }
+        return {"runtime": self.runtime_minutes} | {
+            name: value for name, value in asked.items() if value is not None
+        }
+
+    @property
+    def is_sharded(self) -> bool:
+        return self.shards > 1
+
+    @property
+    def join_rule(self) -> str:
+        """The rule that joins the shards: it writes the task's target (``target_pattern``)."""
+        return f"{self.name}{JOIN_RULE_SUFFIX}"
+
+    @property
+    def shard_target_pattern(self) -> str:
+        """A shard's sentinel path, with the ``{session}`` and ``{shard}`` wildcards."""
+        return _shard_pattern(SHARD_TARGET_TEMPLATE, self)
+
+    @property
+    def shard_log_pattern(self) -> str:
+        return _shard_pattern(SHARD_LOG_TEMPLATE, self)
+
+    def shard_targets(self, session: date | str) -> list[str]:
+        """The sentinels of every shard of one session (the join's inputs)."""
+        return [
+            self.shard_target_pattern.format(session=session, shard=index)
+            for index in range(self.shards)
+        ]
 
     @property
     def target_pattern(self) -> str:
@@ -117,6 +185,10 @@ class TaskConfig:
         minutes = int(slot[:2]) * 60 + int(slot[2:])
         floored = minutes - minutes % (self.interval_seconds // 60)
         return f"{floored // 60:02d}{floored % 60:02d}"
+
+
+def _shard_pattern(template: str, task: TaskConfig) -> str:
+    return template.replace("{task}", task.name).replace("{count}", str(task.shards))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 # A rule's name is its task's name (so `--forcerun TASK` works), its inputs are
 # the sentinels of the task's `needs:` (the one dependency list), its output is
 # the task's period-stamped sentinel (orchestrator/pipeline.py names them).
+# Its resources (wall time, memory, cpus, partition) are what a cluster
+# executor asks for (config.yaml `resources:`); local runs ignore them.
 # Directives are evaluated as each rule is defined, except `shell:`, which is
 # read when a job runs: it must not refer to the loop variable.
 
@@ -18,6 +20,8 @@ for task in PIPELINE:
         log:
             task.log_pattern,
         priority: get_priority(task.name)
+        resources:
+            **task.snakemake_resources(),
         params:
             task=task.name,
             slot=get_slot_argument(task.name),
