@@ -36,7 +36,7 @@ class CollectContext:
     session: date
     as_of: datetime
     now: datetime
-    market_db: Path
+    market_db: Path | str  # the market store: a SQLite file, or a URL (orchestrator.database)
     calendar: MarketCalendar
     # One provider's settings, or several: a per-symbol fallback chain, in order.
     provider_settings: Mapping[str, Any] | Sequence[Mapping[str, Any]]

@@ -44,7 +44,7 @@ def _write_result(result: dict[str, Any]) -> None:
 
 
 def _is_transient_sqlite(error: sqlite3.OperationalError) -> bool:
-    text = str(error).lower()
+    text = str(error).lower()  # "busy or unreachable": a PostgreSQL server (database.py)
     return "locked" in text or "busy" in text
 
 
@@ -57,7 +57,7 @@ def run_collector(context_file: Path, now: datetime) -> int:
         session=date.fromisoformat(saved["session"]),
         as_of=datetime.fromisoformat(saved["as_of"]),
         now=now,
-        market_db=Path(saved["market_db"]),
+        market_db=saved["market_db"],  # a SQLite file or a PostgreSQL URL
         calendar=load_calendar(saved["calendar"], Path(saved["calendar_cache"])),
         provider_settings=saved["provider"],
         options=saved["options"],

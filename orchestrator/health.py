@@ -53,6 +53,7 @@ from orchestrator.freshness import (
     human_age,
     zone_label,
 )
+from orchestrator.latency import SessionLatency, session_latency
 from orchestrator.market_calendar import MarketCalendar, load_calendar
 from orchestrator.pipeline import Pipeline, TaskConfig
 from orchestrator.state_check import check_state, damaged_database
@@ -126,6 +127,7 @@ class HealthReport:
     sources: tuple[SourceHealth, ...]
     tasks: tuple[TaskHealth, ...]
     notes: tuple[str, ...] = ()
+    latency: SessionLatency | None = None  # bar-to-signal, when the pipeline has intraday tasks
 
     def counts(self) -> dict[str, int]:
         """Sources per status, every status present."""
@@ -143,23 +145,25 @@ class HealthReport:
 # -- reading the databases ------------------------------------------------------
 
 
-def _connect_readonly(path: Path) -> sqlite3.Connection | None:
-    """A read-only connection, or None when the file does not exist."""
-    if not path.is_file():
+def _connect_readonly(store: database.StoreURL) -> database.Connection | None:
+    """A read-only connection, or None when the SQLite file does not exist."""
+    if not store.exists():
         return None
     try:
-        return database.connect(path, readonly=True, busy_timeout=5)
+        return database.open_store(store, readonly=True, busy_timeout=5)
     except sqlite3.Error as error:
-        raise HealthError(f"cannot open the database {path}: {error}") from None
+        raise HealthError(f"cannot open the database {store}: {error}") from None
 
 
-def read_status_rows(status_db: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def read_status_rows(
+    status_store: database.StoreURL | Path,
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Rows of ``data_pipeline_status`` by task, and notes on what is missing."""
+    status_db = database.store_url(status_store)
     connection = _connect_readonly(status_db)
     if connection is None:
         return {}, [f"no status database yet ({status_db}): nothing has run"]
     try:
-        connection.row_factory = sqlite3.Row
         rows = connection.execute(f"SELECT {STATUS_COLUMNS} FROM data_pipeline_status").fetchall()
     except sqlite3.OperationalError as error:
         if "no such table" in str(error):
@@ -173,7 +177,7 @@ def read_status_rows(status_db: Path) -> tuple[dict[str, dict[str, Any]], list[s
 
 
 def _query_data_time(
-    connection: sqlite3.Connection | None, sql: str, market_db: Path, now: datetime
+    connection: database.Connection | None, sql: str, store: database.StoreURL, now: datetime
 ) -> tuple[datetime | None, str | None]:
     """The newest data time ``sql`` returns, or None with the reason.
 
@@ -181,12 +185,12 @@ def _query_data_time(
     replayed moment ignores rows stored by later runs.
     """
     if connection is None:
-        what = "market database" if market_db.name == "market.db" else "database"
-        return None, f"no {what} yet ({market_db})"
+        what = "market database" if store.path and store.path.name == "market.db" else "database"
+        return None, f"no {what} yet ({store})"
     try:
         row = connection.execute(sql, {"now": int(now.timestamp())}).fetchone()
     except sqlite3.DatabaseError as error:
-        damage = damaged_database(market_db, error)
+        damage = damaged_database(store.path, error) if store.path else None
         if damage:
             raise damage from None
         return None, f"data_time_sql failed: {error}"
@@ -266,10 +270,10 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"naive datetime {now!r}: pass a timezone-aware time")
-    rows, notes = read_status_rows(config.status_db)
+    rows, notes = read_status_rows(config.status_store)
     pipeline = config.pipeline
     # Opened on first use, read-only: the market database, or a script's own (`database:`).
-    databases: dict[Path, sqlite3.Connection | None] = {}
+    databases: dict[database.StoreURL, database.Connection | None] = {}
     sources: list[SourceHealth] = []
     try:
         for task in pipeline:
@@ -277,13 +281,15 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
             row = rows.get(task.name)
             reason: str | None
             if freshness.data_time_sql:
-                path = (
-                    config.base_dir / freshness.database if freshness.database else config.market_db
+                store = (
+                    database.store_url(config.base_dir / freshness.database)
+                    if freshness.database
+                    else config.market_store
                 )
-                if path not in databases:
-                    databases[path] = _connect_readonly(path)
+                if store not in databases:
+                    databases[store] = _connect_readonly(store)
                 data_time, reason = _query_data_time(
-                    databases[path], freshness.data_time_sql, path, now
+                    databases[store], freshness.data_time_sql, store, now
                 )
                 basis = "data" if data_time else None
             else:
@@ -330,6 +336,7 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
         sources=tuple(sources),
         tasks=tasks,
         notes=tuple(notes),
+        latency=session_latency(config, calendar, now) if pipeline.family("intraday") else None,
     )
 
 
@@ -450,6 +457,15 @@ def _task_lines(report: HealthReport, color: bool) -> list[str]:
     return _table(rows, colors if color else None)
 
 
+def latency_line(latency: SessionLatency) -> str:
+    """``Bar to signal 2026-11-24: p50 1.2s, p95 2.9s, last 1.1s over 40 slots``."""
+    return (
+        f"Bar to signal {latency.session}: p50 {_seconds_text(latency.quantile(0.5))},"
+        f" p95 {_seconds_text(latency.quantile(0.95))}, last {_seconds_text(latency.last_seconds)}"
+        f" over {latency.count} slot{'s' if latency.count != 1 else ''}"
+    )
+
+
 def render_text(report: HealthReport, color: bool) -> str:
     """The dashboard as text: sources worst first, the summary line, then tasks.
 
@@ -464,6 +480,8 @@ def render_text(report: HealthReport, color: bool) -> str:
     lines += ["", f"{_BOLD}{summary}{_RESET}" if color else summary, ""]
     lines.append(f"{_BOLD}Tasks{_RESET}" if color else "Tasks")
     lines += _task_lines(report, color) if report.tasks else ["  (no tasks configured)"]
+    if report.latency and report.latency.count:
+        lines += ["", latency_line(report.latency)]
     lines += [f"note: {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
 
@@ -521,6 +539,7 @@ def report_dict(report: HealthReport) -> dict[str, Any]:
             }
             for t in report.tasks
         ],
+        "bar_to_signal_latency": report.latency.as_dict() if report.latency else None,
         "notes": list(report.notes),
     }
 

@@ -16,7 +16,8 @@ from orchestrator.status_store import StatusStore, TaskStatus
 
 def daily_summary(config: Config, session: date) -> tuple[str, bool]:
     """The summary table of ``session`` and whether every daily task succeeded."""
-    statuses = StatusStore(config.status_db).task_statuses() if config.status_db.exists() else {}
+    store = config.status_store
+    statuses = StatusStore(store).task_statuses() if store.exists() else {}
     rows = []
     all_ok = True
     total_records = 0

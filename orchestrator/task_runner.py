@@ -112,6 +112,15 @@ class _Interrupted(Exception):
     """The runner was asked to stop (SIGTERM/SIGINT) while a child ran."""
 
 
+def _market_location(config: Config) -> str:
+    """The market store as a collector or script is told it: its file, or its URL.
+
+    A URL keeps its ``${VARIABLE}`` references: no password is written out.
+    """
+    store = config.market_store
+    return str(store.path or store.url)
+
+
 def write_collector_context(
     config: Config, task: TaskConfig, period: Period, as_of: datetime, folder: Path
 ) -> Path:
@@ -125,7 +134,7 @@ def write_collector_context(
                 "session": str(period.session),
                 "slot": period.slot,
                 "as_of": as_of.isoformat(),
-                "market_db": str(config.market_db),
+                "market_db": _market_location(config),
                 "calendar": config.calendar_name,
                 "calendar_cache": str(config.cache_dir),
                 "provider": config.provider_settings(task),
@@ -409,7 +418,7 @@ def run_task(
     task = config.pipeline.task(task_name)
     output = config.base_dir / task.target(period.session, period.slot)
     inputs = [config.base_dir / path for path in config.pipeline.input_targets(task.name, period)]
-    store = StatusStore(config.status_db)
+    store = StatusStore(config.status_store)
     degraded_inputs = _degraded_inputs(inputs)
     _wait_until_not_before(calendar, task, period, clock, sleeper)
     started = clock()
@@ -425,7 +434,7 @@ def run_task(
             "ORCHESTRATOR_SESSION": str(period.session),
             "ORCHESTRATOR_SLOT": period.slot or "",
             "ORCHESTRATOR_AS_OF": as_of.isoformat(),
-            "ORCHESTRATOR_MARKET_DB": str(config.market_db),
+            "ORCHESTRATOR_MARKET_DB": _market_location(config),
             "ORCHESTRATOR_STATE_DIR": str(config.state_dir),
             "ORCHESTRATOR_RUN_STARTED": started.isoformat(),
         }
@@ -452,6 +461,7 @@ def run_task(
             "duration_seconds": round((finished - started).total_seconds(), 3),
             "attempts": attempt_number,
             "degraded_inputs": degraded_inputs,
+            **_slot_latency(calendar, period, finished, live),
         }
         if outcome.ok:
             status = SentinelStatus.DEGRADED if degraded_inputs else SentinelStatus.SUCCESS
@@ -503,6 +513,23 @@ def run_task(
         if run_id:
             note_failed_sentinel(config, run_id, task.name, output)
         return RunReport(SentinelStatus.FAILED, attempt_number, 0, error)
+
+
+def _slot_latency(
+    calendar: MarketCalendar, period: Period, written: datetime, live: bool
+) -> dict[str, Any]:
+    """When an intraday slot became due (it began) and, if live, how long until now.
+
+    The sentinel is written right after ``written``: the difference is the
+    slot's latency (orchestrator/latency.py). A backfill's is not a latency.
+    """
+    if not period.slot:
+        return {}
+    due = calendar.slot_time(period.session, period.slot)
+    record: dict[str, Any] = {"slot_due_at": due.isoformat(timespec="milliseconds")}
+    if live:
+        record["latency_seconds"] = round((written - due).total_seconds(), 3)
+    return record
 
 
 @contextmanager

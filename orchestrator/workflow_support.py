@@ -90,13 +90,17 @@ def forget_sentinel_without_data(config: Config, task: TaskConfig, session: date
     )
     if not (task.collector and built and int(record.get("records_processed") or 0) > 0):
         return False
-    if config.market_db.is_file():
+    store = config.market_store
+    if store.exists():
         sql = task.freshness.data_time_sql
         if sql is None:
             return False
+        try:
+            connection = database.open_store(store, readonly=True)
+        except sqlite3.Error:
+            return False  # a server out of reach says nothing about the data: the task will tell
         # Whether the source has any rows at all (no time bound: a later build may have
         # moved their times on, as assets' confirmations do, without losing data).
-        connection = database.connect(config.market_db, readonly=True)
         try:
             if connection.execute(sql, {"now": NO_TIME_BOUND}).fetchone()[0] is not None:
                 return False
@@ -106,7 +110,7 @@ def forget_sentinel_without_data(config: Config, task: TaskConfig, session: date
             connection.close()
     path.unlink(missing_ok=True)
     print(
-        f"warning: {config.market_db} has no data for {task.name}; its sentinel for "
+        f"warning: {store} has no data for {task.name}; its sentinel for "
         f"{session} is removed so it (and what needs it) is built again",
         file=sys.stderr,
     )
