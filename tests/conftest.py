@@ -12,7 +12,10 @@ import ipaddress
 import os
 import shutil
 import socket
+import subprocess
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,33 @@ def no_network() -> Iterator[None]:
     socket.socket.connect = loopback_only  # type: ignore[method-assign]
     yield
     socket.socket.connect = connect  # type: ignore[method-assign]
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A running PostgreSQL: its URL (role and database ``pipeline``, no password in it)."""
+
+    url: str
+    password: str  # the role's, given to clients as PGPASSWORD
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the run, from ``scripts/local-postgres`` (installed if missing).
+
+    Its folder is outside pytest's private temp tree, which the unprivileged
+    server user could not enter; ``down`` stops the server and deletes it.
+    """
+    script = Path(__file__).resolve().parent.parent / "scripts" / "local-postgres"
+    folder = tempfile.mkdtemp(prefix="local-postgres-")
+    env = {**os.environ, "LOCAL_POSTGRES_DIR": folder}
+    up = subprocess.run(
+        [script, "up"], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    if up.returncode != 0:
+        pytest.fail(f"scripts/local-postgres up failed: {up.stderr.strip()}")
+    try:
+        password = (Path(folder) / "password").read_text().strip()
+        yield PostgresServer(up.stdout.strip(), password)
+    finally:
+        subprocess.run([script, "down"], env=env, capture_output=True, timeout=120, check=False)
