@@ -52,7 +52,7 @@ from orchestrator.config import Config
 from orchestrator.errors import CalendarRangeError
 from orchestrator.files import write_atomically
 from orchestrator.freshness import SEVERITY
-from orchestrator.health import SourceHealth, collect_health
+from orchestrator.health import HealthReport, SourceHealth, collect_health
 from orchestrator.market_calendar import MarketCalendar, load_calendar
 from orchestrator.web.history import intraday_heartbeat, readonly, rows
 
@@ -131,6 +131,7 @@ class PipelineCollector(Collector):
         if heartbeat.last_tick is not None:
             tick.add_metric([], heartbeat.last_tick.timestamp())
         yield tick
+        yield from self._latency_metrics(report)
         market_open = GaugeMetricFamily(
             "pipeline_market_open", "1 during the exchange's regular trading hours, else 0."
         )
@@ -145,6 +146,32 @@ class PipelineCollector(Collector):
         )
         info.add_metric([_version(), platform.python_version()], 1.0)
         yield info
+
+    def _latency_metrics(self, report: HealthReport) -> Iterator[Metric]:
+        """Bar-to-signal latency over the session: p50, p95 and the last slot's."""
+        latency = GaugeMetricFamily(
+            "pipeline_bar_to_signal_latency_seconds",
+            "From a slot becoming due to its signals written, over the trading day's slots.",
+            labels=["quantile"],
+        )
+        last = GaugeMetricFamily(
+            "pipeline_bar_to_signal_latency_last_seconds",
+            "The latest slot's bar-to-signal latency; absent before the first live slot.",
+        )
+        slots = GaugeMetricFamily(
+            "pipeline_bar_to_signal_slots", "Slots of the trading day whose latency was measured."
+        )
+        measured = report.latency
+        if measured is not None and measured.count:
+            for fraction in (0.5, 0.95):
+                value = measured.quantile(fraction)
+                if value is not None:
+                    latency.add_metric([str(fraction)], value)
+            last.add_metric([], measured.last_seconds or 0.0)
+        slots.add_metric([], measured.count if measured else 0)
+        yield latency
+        yield last
+        yield slots
 
     def _source_metrics(self, sources: tuple[SourceHealth, ...]) -> Iterator[Metric]:
         updated = GaugeMetricFamily(

@@ -59,6 +59,9 @@ EXPECTED_NAMES = {
     "pipeline_intraday_last_tick_timestamp_seconds",
     "pipeline_market_open",
     "pipeline_build_info",
+    "pipeline_bar_to_signal_latency_seconds",
+    "pipeline_bar_to_signal_latency_last_seconds",
+    "pipeline_bar_to_signal_slots",
 }
 
 

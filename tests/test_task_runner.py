@@ -135,6 +135,30 @@ def test_intraday_slot_period(base: Path) -> None:
     )  # a past slot: its end
 
 
+def test_an_intraday_sentinel_records_when_its_slot_became_due_and_its_latency(
+    base: Path,
+) -> None:
+    raw = {
+        "tasks": {
+            "price_data": {"family": "intraday", "script": fixture("succeed.py"), "interval": "5m"}
+        }
+    }
+    config = build_config(raw, "test-config.yaml", base)
+    written = datetime(2026, 11, 20, 10, 5, 2, 500000, tzinfo=ET)  # the fixed clock: also the end
+    _, output, _ = run(config, "price_data", period=Period(SESSION, "1005"), now=written)
+    record = json.loads(output.read_text())
+    assert datetime.fromisoformat(record["slot_due_at"]) == datetime(2026, 11, 20, 10, 5, tzinfo=ET)
+    assert record["latency_seconds"] == 2.5
+
+    # A backfill of that slot a day later is no measurement of latency.
+    _, output, _ = run(
+        config, "price_data", period=Period(SESSION, "1005"), now=written + timedelta(days=3)
+    )
+    record = json.loads(output.read_text())
+    assert "slot_due_at" in record
+    assert "latency_seconds" not in record
+
+
 def test_not_before_waits_through_the_sleeper(base: Path) -> None:
     config = daily_config(base, earnings={"script": fixture("succeed.py"), "not_before": "10:30"})
     report, _, sleeper = run(config, "earnings")  # clock at 10:00 ET

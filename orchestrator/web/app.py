@@ -684,6 +684,9 @@ class Dashboard:
                     "tolerance_seconds": beat.tolerance_seconds,
                     "message": beat.message,
                 },
+                "bar_to_signal_latency": (
+                    view["report"].latency.as_dict() if view["report"].latency else None
+                ),
                 "next_daily_run": _iso(view["next_daily_run"]),
                 "latest_daily_session": view["latest_session"],
                 "latest_daily_session_cells": view["latest_tally"],
