@@ -27,6 +27,8 @@ BENCHMARKS = {
     "make_run": "bench_make_run.py",
     "web": "bench_web.py",
     "providers": "bench_providers.py",
+    "daily_vs_luigi": "bench_daily_vs_luigi.py",
+    "intraday_latency": "bench_intraday_latency.py",
 }
 
 
