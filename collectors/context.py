@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.market_calendar import MarketCalendar
+from orchestrator.sharding import Shard
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class CollectContext:
     provider_settings: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     options: Mapping[str, Any] = field(default_factory=dict)
     slot: str | None = None
+    # One shard of a sharded task: the collector works on that part of the universe only.
+    shard: Shard | None = None
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,17 @@ def last_closed_session(calendar: MarketCalendar, ctx: CollectContext) -> date:
     return day
 
 
-def sessions_to_fetch(store: MarketStore, ctx: CollectContext) -> list[date]:
+def sessions_to_fetch(
+    store: MarketStore, ctx: CollectContext, symbols: Sequence[str] = ()
+) -> list[date]:
     """Sessions to fetch, oldest first: every session of the window not stored yet.
 
     The window is the last ``history_sessions`` sessions up to the last one
     closed at ``as_of``, whatever else the database holds: a live run fetches
     the new session (and any gap), and a backfill of a past session fetches
     its own whole window, so it reproduces what a live run on that day saw.
+    A shard's run looks only at its ``symbols``: the other shards store the same
+    sessions at their own pace.
     """
     calendar = ctx.calendar
     last = last_closed_session(calendar, ctx)
@@ -49,12 +53,12 @@ def sessions_to_fetch(store: MarketStore, ctx: CollectContext) -> list[date]:
     window = window[-history:]
     if not window:
         return []
-    stored = set(
-        store.query(
-            "SELECT DISTINCT session FROM prices_daily WHERE session >= ? AND session <= ?",
-            (window[0].isoformat(), last.isoformat()),
-        )["session"]
-    )
+    query = "SELECT DISTINCT session FROM prices_daily WHERE session >= ? AND session <= ?"
+    params: tuple[str, ...] = (window[0].isoformat(), last.isoformat())
+    if ctx.shard is not None:
+        query += f" AND symbol IN ({', '.join('?' * len(symbols))})"
+        params += tuple(symbols)
+    stored = set(store.query(query, params)["session"])
     return [day for day in window if day.isoformat() not in stored]
 
 
@@ -81,7 +85,7 @@ def store_bars(
 def collect(ctx: CollectContext) -> CollectResult:
     with open_store(ctx) as store:
         symbols = universe(store, ctx)
-        missing = sessions_to_fetch(store, ctx)
+        missing = sessions_to_fetch(store, ctx, symbols) if symbols else []
         source = provider(ctx)
         frame = source.daily_bars(symbols, missing) if missing else pd.DataFrame()
         served = symbols_served(store, ctx, source, "prices_daily", symbols) if missing else {}

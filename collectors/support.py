@@ -2,7 +2,8 @@
 
 Kept separate so each source module reads as "fetch, store, report". The
 universe always comes from the ``assets`` table as of ``ctx.as_of`` (only the
-``assets`` collector asks the provider for it), and ``data_as_of`` reports the
+``assets`` collector asks the provider for it), narrowed to the run's shard
+when the task is sharded (``orchestrator/sharding.py``), and ``data_as_of`` reports the
 newest stored timestamp at or before ``ctx.as_of``, so a backfill reports the
 time of the data it reproduced, not the newest data in the file.
 """
@@ -54,14 +55,18 @@ def symbols_served(
 
 
 def universe(store: MarketStore, ctx: CollectContext) -> list[str]:
-    """Symbols listed at ``ctx.as_of``; ``PermanentError`` if the assets task never ran."""
+    """Symbols listed at ``ctx.as_of`` (of ``ctx.shard`` only, in a shard's run).
+
+    ``PermanentError`` if the assets task never ran. A shard may have no symbols
+    (a universe smaller than its shard count).
+    """
     symbols = store.symbols(epoch(ctx.as_of))
     if not symbols:
         raise PermanentError(
             f"{ctx.task}: the assets table has no symbols listed by {ctx.as_of.isoformat()}; "
             "run the assets task first"
         )
-    return symbols
+    return ctx.shard.symbols(symbols) if ctx.shard else symbols
 
 
 def since(ctx: CollectContext, default_days: int) -> date:
@@ -98,6 +103,8 @@ def result(
     }
     if rejected_reasons:
         extra["rejected"] = rejected_reasons
+    if ctx.shard is not None:  # the join reports the symbols of all its shards
+        extra["symbols"] = len(universe(store, ctx))
     return CollectResult(
         records_processed=sum(outcome.written for outcome in outcomes.values()),
         data_as_of=max(known) if known else None,

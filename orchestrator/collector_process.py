@@ -50,6 +50,7 @@ def _is_transient_sqlite(error: sqlite3.OperationalError) -> bool:
 
 def run_collector(context_file: Path, now: datetime) -> int:
     from collectors.context import CollectContext
+    from orchestrator.sharding import Shard
 
     saved = json.loads(context_file.read_text())
     context = CollectContext(
@@ -62,6 +63,7 @@ def run_collector(context_file: Path, now: datetime) -> int:
         provider_settings=saved["provider"],
         options=saved["options"],
         slot=saved["slot"],
+        shard=Shard(*saved["shard"]) if saved.get("shard") else None,
     )
     module = importlib.import_module(f"collectors.{saved['collector']}")
     result = module.collect(context)

@@ -17,6 +17,8 @@ def _traits(task: TaskConfig) -> str:
         traits.append("critical")
     if task.not_before is not None:
         traits.append(f"not before {task.not_before:%H:%M:%S}")
+    if task.is_sharded:
+        traits.append(f"{task.shards} shards, joined by {task.join_rule}")
     return f" [{', '.join(traits)}]" if traits else ""
 
 
@@ -53,7 +55,8 @@ def render_dot(pipeline: Pipeline) -> str:
         lines.append(f'    label="{family}";')
         for task in tasks:
             style = ", penwidth=2" if task.critical else ""
-            lines.append(f'    "{task.name}" [label="{task.name}"{style}];')
+            label = f"{task.name}\\n{task.shards} shards + join" if task.is_sharded else task.name
+            lines.append(f'    "{task.name}" [label="{label}"{style}];')
         lines.append("  }")
     for task in pipeline:
         for need in task.needs:

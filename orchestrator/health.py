@@ -48,6 +48,7 @@ from orchestrator.freshness import (
     SEVERITY,
     UNKNOWN,
     YELLOW,
+    FreshnessResult,
     FreshnessStatus,
     freshness_status,
     human_age,
@@ -260,6 +261,23 @@ def _task_health(
     )
 
 
+def _with_missing_shards(
+    config: Config,
+    task: TaskConfig,
+    now: datetime,
+    calendar: MarketCalendar,
+    result: FreshnessResult,
+) -> FreshnessResult:
+    """A sharded source is at most yellow while its current session has a shard missing.
+
+    Its data time (the newest row of any shard) cannot tell a missing shard.
+    """
+    from orchestrator.sharding import incomplete_shards
+
+    missing = incomplete_shards(config.base_dir, task, calendar.current_session(now))
+    return replace(result, status=YELLOW, message=missing) if missing else result
+
+
 def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> HealthReport:
     """Judge every source with ``freshness`` and summarise every task, at ``now``.
 
@@ -297,6 +315,8 @@ def collect_health(config: Config, now: datetime, calendar: MarketCalendar) -> H
                 basis = "last success" if data_time else None
                 reason = None if data_time else "no successful run yet"
             result = freshness_status(freshness, data_time, now, calendar, _scope_hours(task))
+            if task.is_sharded and result.status == GREEN:
+                result = _with_missing_shards(config, task, now, calendar, result)
             message = reason or result.message
             blocked_by = failed_upstream(task.name, pipeline, rows)
             if result.status != GREEN and blocked_by:

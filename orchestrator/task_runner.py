@@ -2,10 +2,11 @@
 
 ``python -m orchestrator.task_runner --task NAME --session D [--slot HHMM]``
 is what each generated rule's ``shell:`` calls, told the task and period by
-the rule's name and wildcards; the inputs and the sentinel it writes follow
-from the pipeline model. It reads the config and the calendar once, and hands
-a built-in collector its whole context, so the child reads neither. For one
-period of one task it:
+the rule's name and wildcards (a sharded task's shards add ``--shard I/N``,
+its join runs ``--join``: ``orchestrator/sharding.py``); the inputs and the
+sentinel it writes follow from the pipeline model. It reads the config and
+the calendar once, and hands a built-in collector its whole context, so the
+child reads neither. For one period of one task it:
 
 1. notes which inputs (upstream sentinels) are not clean successes, so the
    run is marked ``degraded``;
@@ -52,11 +53,12 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import sentinel
 from orchestrator.clock import Clock, Sleeper, clock_for, parse_time, real_sleep
 from orchestrator.config import Config, read_effective_config
-from orchestrator.errors import PERMANENT_TASK_EXITS
+from orchestrator.errors import PERMANENT_TASK_EXITS, UsageError
 from orchestrator.logs import CONSOLE, log_to_task_log_and_console
 from orchestrator.pipeline import Period, TaskConfig, is_live
 from orchestrator.secrets import load_dotenv, redact
 from orchestrator.sentinel import SentinelStatus
+from orchestrator.sharding import Shard
 from orchestrator.status_store import Attempt, StatusStore, clean_error
 from orchestrator.workflow_support import RUN_ID_VARIABLE, note_failed_sentinel
 
@@ -122,26 +124,30 @@ def _market_location(config: Config) -> str:
 
 
 def write_collector_context(
-    config: Config, task: TaskConfig, period: Period, as_of: datetime, folder: Path
+    config: Config,
+    task: TaskConfig,
+    period: Period,
+    as_of: datetime,
+    folder: Path,
+    shard: Shard | None = None,
 ) -> Path:
     """The context of a built-in collector's run, as the JSON file its child reads."""
     path = folder / "context.json"
-    path.write_text(
-        json.dumps(
-            {
-                "task": task.name,
-                "collector": task.collector,
-                "session": str(period.session),
-                "slot": period.slot,
-                "as_of": as_of.isoformat(),
-                "market_db": _market_location(config),
-                "calendar": config.calendar_name,
-                "calendar_cache": str(config.cache_dir),
-                "provider": config.provider_settings(task),
-                "options": dict(task.options),
-            }
-        )
-    )
+    context: dict[str, Any] = {
+        "task": task.name,
+        "collector": task.collector,
+        "session": str(period.session),
+        "slot": period.slot,
+        "as_of": as_of.isoformat(),
+        "market_db": _market_location(config),
+        "calendar": config.calendar_name,
+        "calendar_cache": str(config.cache_dir),
+        "provider": config.provider_settings(task),
+        "options": dict(task.options),
+    }
+    if shard is not None:
+        context["shard"] = [shard.index, shard.count]
+    path.write_text(json.dumps(context))
     return path
 
 
@@ -406,6 +412,7 @@ def run_task(
     clock: Clock | None = None,
     sleeper: Sleeper = real_sleep,
     run_id: str | None = None,
+    shard: Shard | None = None,
 ) -> RunReport:
     """Run one period of one task to the end: attempts, status, sentinel.
 
@@ -413,10 +420,15 @@ def run_task(
     failure's sentinel; without one (a direct call) the sentinel stays. Only a
     run of the task's current period changes its live status (its row of
     ``data_pipeline_status``); a backfill's attempts go to the history alone.
+    A ``shard`` runs on its part of the universe and writes its shard sentinel,
+    failed or not; its join counts the run (``orchestrator/sharding.py``).
     """
     clock = clock or clock_for(config.now)
     task = config.pipeline.task(task_name)
-    output = config.base_dir / task.target(period.session, period.slot)
+    target = (
+        shard.target(task, period.session) if shard else task.target(period.session, period.slot)
+    )
+    output = config.base_dir / target
     inputs = [config.base_dir / path for path in config.pipeline.input_targets(task.name, period)]
     store = StatusStore(config.status_store)
     degraded_inputs = _degraded_inputs(inputs)
@@ -426,6 +438,7 @@ def run_task(
     # A replay of an earlier moment (a pinned past `now`) leaves the live status
     # alone: it may only move forward in time.
     live = is_live(task, period, calendar, started) and store.mark_started(task.name, started)
+    counted = live and shard is None  # a shard's run is counted by its join
     # Whatever happens from here on, the start is paired with an end.
     with _failure_recorded_on_crash(store if live else None, task.name, clock):
         env = {
@@ -437,10 +450,11 @@ def run_task(
             "ORCHESTRATOR_MARKET_DB": _market_location(config),
             "ORCHESTRATOR_STATE_DIR": str(config.state_dir),
             "ORCHESTRATOR_RUN_STARTED": started.isoformat(),
+            **({"ORCHESTRATOR_SHARD": str(shard)} if shard else {}),
         }
         with tempfile.TemporaryDirectory(prefix="orchestrator-run-") as scratch:
             context_file = (
-                write_collector_context(config, task, period, as_of, Path(scratch))
+                write_collector_context(config, task, period, as_of, Path(scratch), shard)
                 if task.collector
                 else None
             )
@@ -462,11 +476,12 @@ def run_task(
             "attempts": attempt_number,
             "degraded_inputs": degraded_inputs,
             **_slot_latency(calendar, period, finished, live),
+            **(_shard_fields(shard, live, outcome.result) if shard else {}),
         }
         if outcome.ok:
             status = SentinelStatus.DEGRADED if degraded_inputs else SentinelStatus.SUCCESS
             records = int(outcome.result.get("records_processed") or 0)
-            if live:
+            if counted:
                 store.record_success(
                     task.name, started, finished, records, degraded=bool(degraded_inputs)
                 )
@@ -494,7 +509,7 @@ def run_task(
             return RunReport(status, attempt_number, 0)
 
         error = clean_error(outcome.error or "failed")
-        if live:
+        if counted:
             store.record_failure(task.name, finished, error)
         logger.error(
             "%s %s failed after %d attempt(s): %s",
@@ -504,14 +519,14 @@ def run_task(
             error,
             extra=CONSOLE,
         )
-        if task.critical:
+        if task.critical and shard is None:
             return RunReport(SentinelStatus.FAILED, attempt_number, 1, error)
         sentinel.write_sentinel(
             output,
             {**record, "status": SentinelStatus.FAILED, "error": error, "records_processed": 0},
         )
         if run_id:
-            note_failed_sentinel(config, run_id, task.name, output)
+            note_failed_sentinel(config, run_id, task.name, output, reported=shard is None)
         return RunReport(SentinelStatus.FAILED, attempt_number, 0, error)
 
 
@@ -602,6 +617,13 @@ def _attempts(
     return outcome, attempt_number
 
 
+def _shard_fields(shard: Shard, live: bool, result: dict[str, Any]) -> dict[str, Any]:
+    """What a shard's sentinel adds for its join: which shard, its symbols, whether live."""
+    details = result.get("details")
+    symbols = details.get("symbols") if isinstance(details, dict) else None
+    return {"shard": str(shard), "symbols": symbols, "live": live}
+
+
 def _served_by(result: dict[str, Any]) -> dict[str, Any]:
     """``{"served_by": {provider: symbols}}`` when the collector reported it, else nothing."""
     details = result.get("details")
@@ -621,6 +643,13 @@ def _stop_on_signal(signum: int, _frame: object) -> None:
     raise _Interrupted(signal.Signals(signum).name)
 
 
+def _shard_argument(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m orchestrator.task_runner",
@@ -635,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", required=True, help="the task (its rule's name)")
     parser.add_argument("--session", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
     parser.add_argument("--slot", help="HHMM, for intraday tasks")
+    parser.add_argument("--shard", type=_shard_argument, help="INDEX/COUNT: one shard of the task")
+    parser.add_argument("--join", action="store_true", help="join the task's shards")
     args = parser.parse_args(argv)
     log_to_task_log_and_console()
     signal.signal(signal.SIGTERM, _stop_on_signal)
@@ -649,8 +680,12 @@ def main(argv: list[str] | None = None) -> int:
     load_dotenv(config.base_dir / ".env")
     period = Period(args.session, args.slot)
     run_id = os.environ.get(RUN_ID_VARIABLE)
+    if args.join:
+        from orchestrator.sharding import join_shards
+
+        return join_shards(config, args.task, period, clock_for(config.now), run_id)
     try:
-        report = run_task(config, args.task, period, calendar, run_id=run_id)
+        report = run_task(config, args.task, period, calendar, run_id=run_id, shard=args.shard)
     except _Interrupted as stop:
         logger.error("%s %s interrupted by %s; no sentinel written", args.task, period, stop)
         return 1

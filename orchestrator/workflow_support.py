@@ -109,6 +109,9 @@ def forget_sentinel_without_data(config: Config, task: TaskConfig, session: date
         finally:
             connection.close()
     path.unlink(missing_ok=True)
+    if task.is_sharded:  # the join's inputs too, or only the join would run again
+        for shard_target in task.shard_targets(session):
+            (config.base_dir / shard_target).unlink(missing_ok=True)
     print(
         f"warning: {store} has no data for {task.name}; its sentinel for "
         f"{session} is removed so it (and what needs it) is built again",
@@ -137,11 +140,19 @@ def _run_dir(config: Config, run: str) -> Path:
     return config.runs_dir / run
 
 
-def note_failed_sentinel(config: Config, run: str, task: str, target: Path) -> None:
-    """Remember that ``task`` of run ``run`` wrote the failed sentinel ``target``."""
+def note_failed_sentinel(
+    config: Config, run: str, task: str, target: Path, reported: bool = True
+) -> None:
+    """Remember that ``task`` of run ``run`` wrote the failed sentinel ``target``.
+
+    A failed shard's sentinel is removed at the end of the run too, but not
+    ``reported``: its join reports the task (``orchestrator/sharding.py``).
+    """
     markers = _run_dir(config, run)
     markers.mkdir(parents=True, exist_ok=True)
-    record = {"task": task, "target": str(Path(target).resolve())}
+    record: dict[str, Any] = {"task": task, "target": str(Path(target).resolve())}
+    if not reported:
+        record["reported"] = False
     name = record["target"].strip("/").replace("/", "__")
     (markers / f"{name}.failed").write_text(json.dumps(record))
 
@@ -161,7 +172,8 @@ def finish_run(config: Config, run: str) -> list[str]:
             found = sentinel.read_sentinel(target)
             if found is not None and found.get("status") == sentinel.SentinelStatus.FAILED:
                 target.unlink(missing_ok=True)
-            failed.append(str(record["task"]))
+            if record.get("reported", True):
+                failed.append(str(record["task"]))
     shutil.rmtree(folder, ignore_errors=True)
     return sorted(set(failed))
 

@@ -4,26 +4,99 @@
 # the task's period-stamped sentinel (orchestrator/pipeline.py names them).
 # Its resources (wall time, memory, cpus, partition) are what a cluster
 # executor asks for (config.yaml `resources:`); local runs ignore them.
+# A task with `shards: N` is N jobs of its rule, one per shard sentinel, and a
+# join rule `<task>_join` writing the task's sentinel from theirs
+# (orchestrator/sharding.py): dependents read the join, and `--forcerun TASK`
+# re-runs every shard, the join and what follows.
 # Directives are evaluated as each rule is defined, except `shell:`, which is
 # read when a job runs: it must not refer to the loop variable.
 
+# A shard runs the task runner on its part of the universe; the join only reads
+# the shards' sentinels, so it runs where Snakemake runs (localrule), never as a job.
+RUN_SHARD = (
+    f"{sys.executable} -m orchestrator.task_runner"
+    " --task {params.task} --session {wildcards.session} {params.shard} 2> {log}"
+)
+RUN_JOIN = (
+    f"{sys.executable} -m orchestrator.task_runner"
+    " --task {params.task} --session {wildcards.session} --join 2> {log}"
+)
+
+
+def get_shard_argument(task):
+    """``--shard INDEX/COUNT`` of one shard job of ``task``."""
+    count = PIPELINE.task(task).shards
+
+    def shard_argument(wildcards):
+        return f"--shard {wildcards.shard}/{count}"
+
+    return shard_argument
+
+
+def get_shard_targets(task):
+    """Input function of ``task``'s join: the sentinels of all its shards."""
+
+    def shard_targets(wildcards):
+        return PIPELINE.task(task).shard_targets(wildcards.session)
+
+    return shard_targets
+
 
 for task in PIPELINE:
+    if not task.is_sharded:
 
-    rule:
-        name:
-            task.name
-        input:
-            get_needs_targets(task.name),
-        output:
-            task.target_pattern,
-        log:
-            task.log_pattern,
-        priority: get_priority(task.name)
-        resources:
-            **task.snakemake_resources(),
-        params:
-            task=task.name,
-            slot=get_slot_argument(task.name),
-        shell:
-            RUN_TASK
+        rule:
+            name:
+                task.name
+            input:
+                get_needs_targets(task.name),
+            output:
+                task.target_pattern,
+            log:
+                task.log_pattern,
+            priority: get_priority(task.name)
+            resources:
+                **task.snakemake_resources(),
+            params:
+                task=task.name,
+                slot=get_slot_argument(task.name),
+            shell:
+                RUN_TASK
+
+    else:
+
+        rule:
+            name:
+                task.name
+            input:
+                get_needs_targets(task.name),
+            output:
+                task.shard_target_pattern,
+            log:
+                task.shard_log_pattern,
+            wildcard_constraints:
+                shard=r"\d+",
+            priority: get_priority(task.name)
+            resources:
+                **task.snakemake_resources(),
+            params:
+                task=task.name,
+                shard=get_shard_argument(task.name),
+            shell:
+                RUN_SHARD
+
+        rule:
+            name:
+                task.join_rule
+            input:
+                get_shard_targets(task.name),
+            output:
+                task.target_pattern,
+            log:
+                task.log_pattern,
+            priority: get_priority(task.name)
+            localrule: True
+            params:
+                task=task.name,
+            shell:
+                RUN_JOIN
