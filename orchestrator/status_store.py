@@ -122,11 +122,13 @@ class StatusStore:
     def _initialise(self) -> None:
         """Switch to WAL (SQLite) and create the tables, once, whoever comes first.
 
-        Switching the journal mode ignores the busy timeout, and PostgreSQL's
-        ``CREATE TABLE IF NOT EXISTS`` can collide with a concurrent one, so
-        tasks that start together on a new database retry that step briefly.
+        Switching the journal mode ignores the busy timeout, so tasks that
+        start together on a new SQLite file retry that step briefly; on
+        PostgreSQL they wait for each other (``database.lock_schema``).
         """
         schema = database.ddl(SCHEMA, self.location.dialect)
+        if self.location.is_postgres:  # one implicit transaction: the lock holds to its end
+            schema = f"{database.SCHEMA_LOCK_SQL};\n{schema}"
         for attempt in range(1, INITIALISE_ATTEMPTS + 1):
             try:
                 with self._connection() as connection:
@@ -136,9 +138,8 @@ class StatusStore:
                         connection.execute("PRAGMA journal_mode = WAL")
                     connection.executescript(schema)
                 return
-            except sqlite3.DatabaseError as error:
-                retried = "locked" in str(error) or "duplicate key" in str(error)
-                if not retried or attempt == INITIALISE_ATTEMPTS:
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or attempt == INITIALISE_ATTEMPTS:
                     raise
                 time.sleep(0.02 * attempt)
 
