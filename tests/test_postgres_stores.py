@@ -14,26 +14,34 @@ stores on PostgreSQL stores exactly what the same run on SQLite stores.
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
-import os
 import sqlite3
 import subprocess
 import sys
 import traceback
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 from conftest import PostgresServer
-from workflow_project import make_project, project_config, snakemake
+from workflow_project import (
+    DAILY_TASKS,
+    FRIDAY_MORNING,
+    daily_sentinel,
+    make_project,
+    project_config,
+    snakemake,
+)
 
 from collectors.market_store import QUARANTINE_SQL, TABLES, MarketStore
 from orchestrator import database
+from orchestrator.config import load_config
 from orchestrator.errors import ConfigError
+from orchestrator.run_summary import daily_summary
 from orchestrator.status_store import Attempt, StatusStore
 
 pytestmark = pytest.mark.postgres
@@ -361,8 +369,41 @@ def daily_run(root: Path, stores: dict[str, str] | None) -> Path:
     return project
 
 
+HEALTH_SCRIPT = """
+import io, json, sys
+from datetime import datetime
+from orchestrator.config import load_config_cached
+from orchestrator.health import collect_health
+from orchestrator.market_calendar import load_calendar
+config = load_config_cached("config.yaml")
+calendar = load_calendar(config.calendar_name, config.cache_dir)
+report = collect_health(config, datetime.fromisoformat(sys.argv[1]), calendar)
+heavy = {"pandas", "numpy", "snakemake", "jsonschema", "exchange_calendars"} & set(sys.modules)
+print(json.dumps({
+    "heavy": sorted(heavy),
+    "notes": list(report.notes),
+    "sources": [[s.task, s.status, s.basis, str(s.data_time)] for s in report.sources],
+    "tasks": [[t.task, t.status, t.runs, t.successes] for t in report.tasks],
+}))
+"""
+
+
+def health_of(project: Path) -> dict[str, Any]:
+    """The health report at ``FRIDAY_MORNING``, made as ``--health`` makes it after a run."""
+    stamp = "from orchestrator.config import load_config_cached; load_config_cached('config.yaml')"
+    subprocess.run([sys.executable, "-c", stamp], cwd=project, check=True)  # as after any run
+    result = subprocess.run(
+        [sys.executable, "-c", HEALTH_SCRIPT, FRIDAY_MORNING],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
 @pytest.mark.slow
-def test_a_daily_run_on_postgresql_stores_what_the_same_run_on_sqlite_stores(
+def test_a_daily_run_on_postgresql_stores_and_reports_what_the_same_run_on_sqlite_does(
     tmp_path, postgres_server, monkeypatch
 ):
     monkeypatch.setenv("PGPASSWORD", postgres_server.password)
@@ -370,14 +411,15 @@ def test_a_daily_run_on_postgresql_stores_what_the_same_run_on_sqlite_stores(
     on_sqlite = daily_run(tmp_path / "sqlite", None)
     on_postgres = daily_run(tmp_path / "postgres", {"status": status_url, "market": market_url})
 
+    # Every table holds the same rows; the counters add up the same.
     sqlite_market = database.store_url(on_sqlite / "state" / "market.db")
     postgres_market = database.store_url(market_url)
     expected = table_checksums(sqlite_market)
     assert expected["prices_daily"][0] > 0 and expected["signals"][0] > 0
     assert table_checksums(postgres_market) == expected
-    assert status_counters(database.store_url(status_url)) == status_counters(
-        database.store_url(on_sqlite / "state" / "status.db")
-    )
+    sqlite_status = database.store_url(on_sqlite / "state" / "status.db")
+    postgres_status = database.store_url(status_url)
+    assert status_counters(postgres_status) == status_counters(sqlite_status)
     assert not (on_postgres / "state" / "market.db").exists()
     assert not (on_postgres / "state" / "status.db").exists()
     leaked = [
@@ -387,15 +429,33 @@ def test_a_daily_run_on_postgresql_stores_what_the_same_run_on_sqlite_stores(
     ]
     assert leaked == []
 
+    # Health reads the data times from PostgreSQL, importing nothing heavy to do so.
+    health = health_of(on_postgres)
+    assert health["heavy"] == [] and health["notes"] == []
+    assert health == health_of(on_sqlite)
+    daily = {task for task, _, basis, _ in health["sources"] if basis == "data"}
+    assert daily == set(DAILY_TASKS)  # every daily source's data time read from its table
+
+    # The summary takes a failed task's error from the PostgreSQL status store.
+    config = load_config(on_postgres / "config.yaml")
+    daily_sentinel(on_postgres, "2026-11-20", "options").unlink()
+    StatusStore(config.status_store).record_failure("options", T0, "chain refused")
+    summary, all_ok = daily_summary(config, date(2026, 11, 20))
+    assert not all_ok and "chain refused" in summary
+
+    # Rows lost from PostgreSQL are seen by the next run, which builds the source again.
+    connection = database.open_store(postgres_market)
+    connection.execute("DELETE FROM news_sentiment")
+    connection.close()
+    again = snakemake(on_postgres, "daily", "--cores", "2", config=("session=2026-11-20",))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "has no data for sentiment" in again.stderr
+    assert table_checksums(postgres_market) == expected
+
 
 def test_store_urls_print_without_a_password():
     assert str(database.store_url("postgresql://u:${P}@h/db")) == "postgresql://u:***@h/db"
     assert database.redacted("postgresql://u@h/db") == "postgresql://u@h/db"
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_password(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Tests set PGPASSWORD themselves: none inherits one from the developer's shell."""
-    if "PGPASSWORD" in os.environ:
-        monkeypatch.delenv("PGPASSWORD")
-    yield
+    assert database.resolve("postgresql://u:${P}@h/db", {"P": "s3cret"}) == (
+        "postgresql://u:s3cret@h/db"
+    )
