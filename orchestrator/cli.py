@@ -687,15 +687,18 @@ def run_intraday(config: Config, args: argparse.Namespace) -> int:
         interval=args.interval or config.loop_interval_seconds,
         dry_run=args.dry_run,
         control=control,
+        # One tick gains nothing from a living Snakemake; a loop gains a second a tick.
+        worker=not args.once,
     )
     lock = config.locks_dir / "intraday-loop.lock"
     if args.once:
         return loop.run(once=True)
     with exclusive(lock, "the intraday loop"):
-        _logger().info(
-            "▶ intraday loop every %.0f s (Ctrl+C stops after the current tick)", loop.interval
-        )
-        return loop.run()
+        _logger().info("▶ intraday loop: a tick as each slot begins (Ctrl+C stops after it)")
+        try:
+            return loop.run()
+        finally:
+            loop.close()
 
 
 def run_full(config: Config, args: argparse.Namespace) -> int:

@@ -49,10 +49,13 @@ from orchestrator.snakemake_runs import (
     family_lock_path,
     run_snakemake,
 )
+from orchestrator.snakemake_worker import SnakemakeWorker
 
 logger = logging.getLogger(__name__)
 
 MAX_CLOSED_SLEEP_SECONDS = 3600.0
+TICK_CORES = 2
+TICK_MARGIN_SECONDS = 60.0  # Snakemake's own planning and dispatch, beyond the tasks' limits
 
 
 @dataclass
@@ -128,6 +131,7 @@ class IntradayLoop:
         control: LoopControl | None = None,
         run_tick: Callable[[], int] | None = None,
         sleeper: Sleeper | None = None,
+        worker: bool = False,
     ) -> None:
         self.config = config
         self.calendar = calendar
@@ -138,6 +142,12 @@ class IntradayLoop:
         # Injected in tests; by default a real `snakemake intraday`.
         self._run_tick = run_tick or self._snakemake_tick
         self._pruned_for: date | None = None
+        # Ticks built by one living Snakemake (the loop), or a `snakemake` process each.
+        self._worker = (
+            SnakemakeWorker(config.base_dir, configfile_of(config))
+            if worker and not dry_run
+            else None
+        )
         self._settle = timedelta(seconds=config.settle_seconds)
         # What the last tick was for, to tell a new slot from a retry.
         self._last_periods: dict[str, Period] | None = None
@@ -158,19 +168,34 @@ class IntradayLoop:
         if not self.dry_run and self._current_slots_built():
             logger.debug("every current intraday slot is built; nothing is due")
             return 0
-        overrides: tuple[str, ...] = ()
+        overrides: dict[str, str] = {}
         if self.config.now is not None:
-            overrides = (f"now={self.clock().isoformat()}",)
+            overrides["now"] = self.clock().isoformat()
+        if self._worker is not None:
+            with exclusive(family_lock_path(self.config.state_dir, "intraday"), "an intraday run"):
+                return self._worker.run(
+                    ("intraday",), overrides, TICK_CORES, self._tick_time_limit(), self.control.cut
+                )
         call = SnakemakeCall(
             targets=("intraday",),
-            cores=2,
+            cores=TICK_CORES,
             dry_run=self.dry_run,
-            config_overrides=overrides,
+            config_overrides=tuple(f"{key}={value}" for key, value in overrides.items()),
             configfile=configfile_of(self.config),
             quiet=() if self.dry_run else ("progress", "rules", "host"),
         )
         with exclusive(family_lock_path(self.config.state_dir, "intraday"), "an intraday run"):
             return run_snakemake(call, self.config.base_dir, stop_requested=self.control.cut)
+
+    def _tick_time_limit(self) -> float:
+        """The longest a tick can take: every intraday task at its longest, one after another."""
+        tasks = self.config.pipeline.family("intraday")
+        return sum(task.longest_run.total_seconds() for task in tasks) + TICK_MARGIN_SECONDS
+
+    def close(self) -> None:
+        """End the worker, if there is one (the loop has stopped)."""
+        if self._worker is not None:
+            self._worker.close()
 
     def tick(self) -> TickResult:
         started = self.clock()
@@ -201,6 +226,8 @@ class IntradayLoop:
     def _prune_once_per_session(self, now: datetime) -> None:
         session = self.calendar.trading_day(now)
         if session != self._pruned_for and not self.dry_run:
+            if self._worker is not None and self._pruned_for is not None:
+                self._worker.recycle()  # a fresh worker each session
             removed = prune_intraday(self.config, self.calendar, now)
             if removed:
                 logger.info("pruned intraday sentinels of %d old session(s)", len(removed))
