@@ -45,6 +45,37 @@ RUN_TASK = (
 )
 
 
+# A shard runs the task runner on its part of the universe; the join only reads
+# the shards' sentinels, so it runs where Snakemake runs (localrule), never as a job.
+RUN_SHARD = (
+    f"{sys.executable} -m orchestrator.task_runner"
+    " --task {params.task} --session {wildcards.session} {params.shard} 2> {log}"
+)
+RUN_JOIN = (
+    f"{sys.executable} -m orchestrator.task_runner"
+    " --task {params.task} --session {wildcards.session} --join 2> {log}"
+)
+
+
+def get_shard_argument(task):
+    """``--shard INDEX/COUNT`` of one shard job of ``task``."""
+    count = PIPELINE.task(task).shards
+
+    def shard_argument(wildcards):
+        return f"--shard {wildcards.shard}/{count}"
+
+    return shard_argument
+
+
+def get_shard_targets(task):
+    """Input function of ``task``'s join: the sentinels of all its shards."""
+
+    def shard_targets(wildcards):
+        return PIPELINE.task(task).shard_targets(wildcards.session)
+
+    return shard_targets
+
+
 wildcard_constraints:
     session=r"\d{4}-\d{2}-\d{2}",
     slot=r"\d{4}",

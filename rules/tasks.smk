@@ -11,37 +11,6 @@
 # Directives are evaluated as each rule is defined, except `shell:`, which is
 # read when a job runs: it must not refer to the loop variable.
 
-# A shard runs the task runner on its part of the universe; the join only reads
-# the shards' sentinels, so it runs where Snakemake runs (localrule), never as a job.
-RUN_SHARD = (
-    f"{sys.executable} -m orchestrator.task_runner"
-    " --task {params.task} --session {wildcards.session} {params.shard} 2> {log}"
-)
-RUN_JOIN = (
-    f"{sys.executable} -m orchestrator.task_runner"
-    " --task {params.task} --session {wildcards.session} --join 2> {log}"
-)
-
-
-def get_shard_argument(task):
-    """``--shard INDEX/COUNT`` of one shard job of ``task``."""
-    count = PIPELINE.task(task).shards
-
-    def shard_argument(wildcards):
-        return f"--shard {wildcards.shard}/{count}"
-
-    return shard_argument
-
-
-def get_shard_targets(task):
-    """Input function of ``task``'s join: the sentinels of all its shards."""
-
-    def shard_targets(wildcards):
-        return PIPELINE.task(task).shard_targets(wildcards.session)
-
-    return shard_targets
-
-
 for task in PIPELINE:
     if not task.is_sharded:
 
