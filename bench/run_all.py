@@ -29,6 +29,7 @@ BENCHMARKS = {
     "providers": "bench_providers.py",
     "daily_vs_luigi": "bench_daily_vs_luigi.py",
     "intraday_latency": "bench_intraday_latency.py",
+    "stores": "bench_stores.py",
 }
 
 
