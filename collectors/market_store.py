@@ -378,7 +378,6 @@ class MarketStore:
         """Create every table and index that is missing; idempotent."""
         dialect = self.location.dialect
         with self.transaction():
-            database.lock_schema(self.connection)
             for spec in TABLES.values():
                 migrate(self.connection, spec, dialect)
             self.connection.execute(database.ddl(QUARANTINE_SQL, dialect))

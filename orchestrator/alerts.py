@@ -64,7 +64,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator import database, sentinel
@@ -497,13 +496,13 @@ def last_intraday_activity(config: Config) -> datetime | None:
     if not names:
         return None
     moments: list[datetime | None] = []
-    rows, _notes = read_status_rows(config.status_db)
+    rows, _notes = read_status_rows(config.status_store)
     for name in names:
         row = rows.get(name) or {}
         moments += [parse_time(row.get("last_run_start")), parse_time(row.get("last_run_end"))]
-    if config.status_db.is_file():
+    if config.status_store.exists():
         marks = ", ".join("?" * len(names))
-        with _connection(config.status_db) as connection:
+        with _connection(config) as connection:
             # The newest rows by id: times may carry different offsets, ids are in order.
             for started, finished in connection.execute(
                 f"SELECT started_at, finished_at FROM task_attempts WHERE task_name IN ({marks}) "
@@ -602,7 +601,7 @@ def _daily_condition(
     # The session a run started at the start time builds (before the open, the previous one).
     session = calendar.current_session(start)
     day_start = datetime.combine(today, time.min, calendar.tz)
-    rows, _notes = read_status_rows(config.status_db)
+    rows, _notes = read_status_rows(config.status_store)
 
     def failed_today(name: str) -> bool:
         row = rows.get(name) or {}
@@ -685,8 +684,8 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 @contextmanager
-def _connection(path: Path) -> Iterator[sqlite3.Connection]:
-    connection = database.connect(path)
+def _connection(config: Config) -> Iterator[database.Connection]:
+    connection = database.open_store(config.status_store)
     try:
         yield connection
     finally:
@@ -695,12 +694,14 @@ def _connection(path: Path) -> Iterator[sqlite3.Connection]:
 
 def _open_store(config: Config) -> None:
     """Create the status database (WAL, the status tables) and the alert tables."""
-    StatusStore(config.status_db)
-    with _connection(config.status_db) as connection:
-        connection.executescript(SCHEMA)
+    store = StatusStore(config.status_store)
+    with _connection(config) as connection, database.transaction(connection):
+        for statement in database.ddl(SCHEMA, store.location.dialect).split(";"):
+            if statement.strip():
+                connection.execute(statement)
 
 
-def _read_states(connection: sqlite3.Connection) -> dict[str, AlertState]:
+def _read_states(connection: database.Connection) -> dict[str, AlertState]:
     rows = connection.execute(
         "SELECT key, state, first_seen, last_seen, last_sent, count, checks, detail "
         "FROM alert_state"
@@ -720,7 +721,7 @@ def _read_states(connection: sqlite3.Connection) -> dict[str, AlertState]:
     }
 
 
-def _write_state(connection: sqlite3.Connection, state: AlertState, now: datetime) -> None:
+def _write_state(connection: database.Connection, state: AlertState, now: datetime) -> None:
     connection.execute(
         "INSERT INTO alert_state (key, state, first_seen, last_seen, last_sent, count, checks, "
         "detail, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
@@ -742,11 +743,11 @@ def _write_state(connection: sqlite3.Connection, state: AlertState, now: datetim
     )
 
 
-def _read_only(config: Config) -> sqlite3.Connection | None:
+def _read_only(config: Config) -> database.Connection | None:
     """A read-only connection to the status database, or None when there is none yet."""
-    if not config.status_db.is_file():
+    if not config.status_store.exists():
         return None
-    return database.connect(config.status_db, readonly=True)
+    return database.open_store(config.status_store, readonly=True)
 
 
 def alert_states(config: Config) -> dict[str, AlertState]:
@@ -770,7 +771,6 @@ def pending_messages(config: Config) -> list[dict[str, Any]]:
     if connection is None:
         return []
     try:
-        connection.row_factory = sqlite3.Row
         return [dict(row) for row in connection.execute("SELECT * FROM alert_outbox ORDER BY id")]
     except sqlite3.OperationalError as error:
         if "no such table" in str(error):
@@ -804,7 +804,7 @@ def evaluate(
     report = collect_health(config, now, calendar)
     activity = last_intraday_activity(config)
     produced: list[tuple[int | None, Alert]] = []
-    with _connection(config.status_db) as connection, database.transaction(connection):
+    with _connection(config) as connection, database.transaction(connection):
         states = _read_states(connection)
 
         def check(conditions: Sequence[Condition]) -> None:
@@ -826,9 +826,9 @@ def evaluate(
                 if destinations:
                     row_id = connection.execute(
                         "INSERT INTO alert_outbox (key, kind, title, body, created_at) "
-                        "VALUES (?, ?, ?, ?, ?)",
+                        "VALUES (?, ?, ?, ?, ?) RETURNING id",
                         (alert.key, alert.kind, alert.title, alert.body, _iso(now)),
-                    ).lastrowid
+                    ).fetchone()[0]
                 produced.append((row_id, alert))
 
         # Tasks first: a source whose root cause fires in this same check is muted.
@@ -872,7 +872,7 @@ def deliver_pending(config: Config, notifier: Notifier, now: datetime) -> set[in
     if not destinations:
         return set()
     claim = uuid.uuid4().hex
-    with _connection(config.status_db) as connection, database.transaction(connection):
+    with _connection(config) as connection, database.transaction(connection):
         rows = connection.execute(
             "SELECT id, key, kind, title, body, created_at, delivered_to, claim, claimed_at "
             "FROM alert_outbox ORDER BY id"
@@ -917,7 +917,7 @@ def deliver_pending(config: Config, notifier: Notifier, now: datetime) -> set[in
                     title,
                     destination.label,
                 )
-        with _connection(config.status_db) as connection, database.transaction(connection):
+        with _connection(config) as connection, database.transaction(connection):
             if all(destination.id in done for destination in destinations):
                 connection.execute("DELETE FROM alert_outbox WHERE id = ?", (row_id,))
                 completed.add(row_id)

@@ -124,11 +124,11 @@ class StatusStore:
 
         Switching the journal mode ignores the busy timeout, so tasks that
         start together on a new SQLite file retry that step briefly; on
-        PostgreSQL they wait for each other (``database.lock_schema``).
+        PostgreSQL they wait for each other (``database.WRITER_LOCK_SQL``).
         """
         schema = database.ddl(SCHEMA, self.location.dialect)
         if self.location.is_postgres:  # one implicit transaction: the lock holds to its end
-            schema = f"{database.SCHEMA_LOCK_SQL};\n{schema}"
+            schema = f"{database.WRITER_LOCK_SQL};\n{schema}"
         for attempt in range(1, INITIALISE_ATTEMPTS + 1):
             try:
                 with self._connection() as connection:
