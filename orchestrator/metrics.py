@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import platform
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
@@ -48,6 +47,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from orchestrator import database
 from orchestrator.config import Config
 from orchestrator.errors import CalendarRangeError
 from orchestrator.files import write_atomically
@@ -70,7 +70,7 @@ def _version() -> str:
 
 
 def _attempt_tallies(
-    connection: sqlite3.Connection | None,
+    connection: database.Connection | None,
 ) -> dict[tuple[str, str], tuple[list[int], float]]:
     """Per (task, outcome): attempts per duration bucket (not cumulative) and their summed time.
 
@@ -121,7 +121,7 @@ class PipelineCollector(Collector):
         for task in report.tasks:
             consecutive.add_metric([task.task], task.consecutive_failures)
         yield consecutive
-        with readonly(self.config.status_db) as connection:
+        with readonly(self.config.status_store) as connection:
             yield from self._history_metrics(connection)
             heartbeat = intraday_heartbeat(self.config, self.calendar, now, connection)
         tick = GaugeMetricFamily(
@@ -200,7 +200,7 @@ class PipelineCollector(Collector):
                 )
         yield from (updated, age, status)
 
-    def _history_metrics(self, connection: sqlite3.Connection | None) -> Iterator[Metric]:
+    def _history_metrics(self, connection: database.Connection | None) -> Iterator[Metric]:
         tasks = list(self.config.pipeline.tasks)
         runs = CounterMetricFamily(
             "pipeline_task_runs",

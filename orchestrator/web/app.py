@@ -351,10 +351,10 @@ class Dashboard:
         return JSONResponse(self.redactor.document(data), headers={"cache-control": "no-store"})
 
     def _status_db(self) -> Any:
-        return history.readonly(self.config.status_db)
+        return history.readonly(self.config.status_store)
 
     def _market_db(self) -> Any:
-        return history.readonly(self.config.market_db)
+        return history.readonly(self.config.market_store)
 
     # -- shared views -------------------------------------------------------------
 
@@ -818,7 +818,7 @@ class Dashboard:
         The event id is the store's change token: a browser reconnecting with
         ``Last-Event-ID`` gets an update at once if it missed a change.
         """
-        status_db = self.config.status_db
+        status_db = self.config.status_store
 
         async def stream() -> AsyncIterator[str]:
             token = await anyio.to_thread.run_sync(history.change_token, status_db)

@@ -49,19 +49,18 @@ MAX_ATTEMPTS_PAGE = 1000
 # -- connections ----------------------------------------------------------------
 
 
-def open_readonly(path: Path) -> sqlite3.Connection | None:
-    """A read-only connection with rows as ``sqlite3.Row``; None when the file does not exist."""
-    if not path.is_file():
+def open_readonly(store: database.StoreURL | Path) -> database.Connection | None:
+    """A read-only connection (rows index by name); None when a SQLite file does not exist."""
+    location = database.store_url(store)
+    if not location.exists():
         return None
-    connection = database.connect(path, readonly=True, busy_timeout=5)
-    connection.row_factory = sqlite3.Row
-    return connection
+    return database.open_store(location, readonly=True, busy_timeout=5)
 
 
 @contextmanager
-def readonly(path: Path) -> Iterator[sqlite3.Connection | None]:
+def readonly(store: database.StoreURL | Path) -> Iterator[database.Connection | None]:
     """``open_readonly`` for one block, closed after it."""
-    connection = open_readonly(path)
+    connection = open_readonly(store)
     try:
         yield connection
     finally:
@@ -69,9 +68,7 @@ def readonly(path: Path) -> Iterator[sqlite3.Connection | None]:
             connection.close()
 
 
-def rows(
-    connection: sqlite3.Connection | None, sql: str, params: Sequence[Any] = ()
-) -> list[sqlite3.Row]:
+def rows(connection: database.Connection | None, sql: str, params: Sequence[Any] = ()) -> list[Any]:
     """The rows of ``sql``; none when there is no database or the table is missing."""
     if connection is None:
         return []
@@ -152,7 +149,7 @@ ORDER BY runs.finished_at, runs.newest
 
 
 def _runs(
-    connection: sqlite3.Connection | None, recent_sql: str, params: Sequence[Any]
+    connection: database.Connection | None, recent_sql: str, params: Sequence[Any]
 ) -> list[Run]:
     """The runs of the attempts ``recent_sql`` selects (it must select ``task_attempts.*``)."""
     return [
@@ -172,7 +169,7 @@ def _runs(
 
 
 def recent_task_runs(
-    connection: sqlite3.Connection | None, task: str, now: datetime, limit: int = 30
+    connection: database.Connection | None, task: str, now: datetime, limit: int = 30
 ) -> list[Run]:
     """The task's newest ``limit`` runs, oldest first (one index range scan)."""
     found = _runs(
@@ -185,7 +182,7 @@ def recent_task_runs(
 
 
 def runs_for_periods(
-    connection: sqlite3.Connection | None,
+    connection: database.Connection | None,
     tasks: Sequence[str],
     periods: Sequence[str],
     now: datetime,
@@ -207,7 +204,7 @@ def runs_for_periods(
 
 
 def latest_runs(
-    connection: sqlite3.Connection | None, tasks: Sequence[str], now: datetime, per_task: int
+    connection: database.Connection | None, tasks: Sequence[str], now: datetime, per_task: int
 ) -> list[Run]:
     """The newest ``per_task`` runs of each task (for the intraday grid), oldest first."""
     found: list[Run] = []
@@ -220,7 +217,7 @@ def latest_runs(
 
 
 def attempt_dicts(
-    connection: sqlite3.Connection | None,
+    connection: database.Connection | None,
     now: datetime,
     task: str | None = None,
     period: str | None = None,
@@ -288,7 +285,7 @@ def intraday_heartbeat(
     config: Config,
     calendar: MarketCalendar,
     now: datetime,
-    connection: sqlite3.Connection | None,
+    connection: database.Connection | None,
 ) -> Heartbeat:
     """The loop's last tick, and "late" when it missed ticks during its tasks' hours.
 
@@ -342,7 +339,7 @@ def intraday_heartbeat(
 # -- change detection (server-sent events) ------------------------------------------
 
 
-def change_token(status_db: Path) -> str:
+def change_token(status_db: database.StoreURL | Path) -> str:
     """A short digest that changes whenever the status store does.
 
     The newest attempt id catches every attempt; the status rows (small: one

@@ -12,13 +12,13 @@ the minute turns.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orchestrator import database
 from orchestrator.web.history import rows
 
 QUARANTINE_PAGE = 200
@@ -63,7 +63,7 @@ def _file_stamp(path: Path) -> tuple[int, int]:
 
 
 def table_stats(
-    connection: sqlite3.Connection | None, tables: list[TableInfo], now: datetime
+    connection: database.Connection | None, tables: list[TableInfo], now: datetime
 ) -> list[TableStats]:
     """Row counts and newest times of every table (None counts where it is missing)."""
     stats = []
@@ -101,7 +101,7 @@ class TableStatsCache:
         self._stats: list[TableStats] = []
 
     def get(
-        self, connection: sqlite3.Connection | None, tables: list[TableInfo], now: datetime
+        self, connection: database.Connection | None, tables: list[TableInfo], now: datetime
     ) -> list[TableStats]:
         wal = self.market_db.with_name(self.market_db.name + "-wal")
         key = (_file_stamp(self.market_db), _file_stamp(wal), int(now.timestamp()) // 60)
@@ -134,8 +134,8 @@ class QuarantineFilter:
             clauses.append("table_name = ?")
             params.append(self.table)
         if self.reason:
-            # instr, not LIKE: a user's % or _ are plain characters.
-            clauses.append("instr(lower(reason), lower(?)) > 0")
+            # Not LIKE: a user's % or _ are plain characters; replace() is SQL both stores speak.
+            clauses.append("replace(lower(reason), lower(?), '') <> lower(reason)")
             params.append(self.reason)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
@@ -150,7 +150,7 @@ class Quarantine:
 
 
 def quarantine(
-    connection: sqlite3.Connection | None, wanted: QuarantineFilter, limit: int = QUARANTINE_PAGE
+    connection: database.Connection | None, wanted: QuarantineFilter, limit: int = QUARANTINE_PAGE
 ) -> Quarantine:
     """Quarantined rows matching ``wanted``, newest first, and what the filters can offer."""
     where, params = wanted.where()
@@ -180,7 +180,7 @@ def quarantine(
 # -- one symbol's prices ----------------------------------------------------------
 
 
-def symbols(connection: sqlite3.Connection | None, now: datetime) -> list[str]:
+def symbols(connection: database.Connection | None, now: datetime) -> list[str]:
     """The universe listed at ``now`` (the ``assets`` table), else the symbols with daily bars."""
     listed = rows(
         connection,
@@ -194,7 +194,7 @@ def symbols(connection: sqlite3.Connection | None, now: datetime) -> list[str]:
 
 
 def daily_closes(
-    connection: sqlite3.Connection | None, symbol: str, now: datetime, limit: int = 120
+    connection: database.Connection | None, symbol: str, now: datetime, limit: int = 120
 ) -> list[tuple[str, float]]:
     """The symbol's newest ``limit`` daily closes as (session, close), oldest first."""
     found = rows(
@@ -207,7 +207,7 @@ def daily_closes(
 
 
 def intraday_closes(
-    connection: sqlite3.Connection | None, symbol: str, now: datetime
+    connection: database.Connection | None, symbol: str, now: datetime
 ) -> tuple[str | None, list[tuple[int, float]]]:
     """The symbol's minute closes of its newest session with bars: (session, [(bar_ts, close)])."""
     cutoff = int(now.timestamp())
