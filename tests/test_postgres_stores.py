@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from conftest import PostgresServer
+from helpers import fixture
 from workflow_project import (
     DAILY_TASKS,
     FRIDAY_MORNING,
@@ -38,13 +39,15 @@ from workflow_project import (
 )
 
 from collectors.market_store import QUARANTINE_SQL, TABLES, MarketStore
-from orchestrator import database
-from orchestrator.config import load_config
+from orchestrator import alerts, database
+from orchestrator.config import build_config, load_config
 from orchestrator.errors import ConfigError
 from orchestrator.run_summary import daily_summary
 from orchestrator.status_store import Attempt, StatusStore
+from orchestrator.web import history, market_data
 
 pytestmark = pytest.mark.postgres
+TABLE_INFOS = market_data.market_tables()
 
 T0 = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 AS_OF_TS = int(T0.timestamp())
@@ -459,3 +462,51 @@ def test_store_urls_print_without_a_password():
     assert database.resolve("postgresql://u:${P}@h/db", {"P": "s3cret"}) == (
         "postgresql://u:s3cret@h/db"
     )
+
+
+# -- the operator surfaces ----------------------------------------------------
+
+
+def test_the_dashboard_readers_read_both(backend):
+    bars = daily_bars()
+    bars.loc[0, "high"] = 8.0
+    with MarketStore(backend) as store:
+        store.store("prices", "prices_daily", bars, as_of=T0)
+    status = StatusStore(backend)
+    before = history.change_token(backend)
+    status.mark_started("prices_daily", T0)
+    status.record_success("prices_daily", T0, T0 + timedelta(seconds=3), 2)
+
+    assert history.change_token(backend) != before
+    with history.readonly(backend) as connection:
+        found = market_data.quarantine(connection, market_data.QuarantineFilter(reason="HIGH b"))
+        stats = {
+            stat.name: stat.rows for stat in market_data.table_stats(connection, TABLE_INFOS, T0)
+        }
+        runs = history.rows(connection, "SELECT task_name, outcome FROM task_attempts")
+    assert found.matching == 1 and found.rows[0]["natural_key"] == "S2|2026-11-19"
+    assert stats["prices_daily"] == 2 and stats["signals"] == 0
+    assert runs == []
+
+
+def test_alerts_keep_their_state_and_outbox_in_a_postgresql_status_store(
+    postgres_url, base, calendar, httpserver_ipv4
+):
+    httpserver_ipv4.expect_request("/alerts", method="POST").respond_with_data("ok")
+    script = fixture("succeed.py")
+    tasks = {"prices_daily": {"family": "daily", "script": script, "critical": True}}
+    config = build_config({"tasks": tasks, "stores": {"status": postgres_url}}, "c.yaml", base)
+    notifier = alerts.AppriseNotifier([f"json://127.0.0.1:{httpserver_ipv4.port}/alerts"])
+    store = StatusStore(config.status_store)
+    saturday = datetime(2026, 11, 28, 11, 0, tzinfo=UTC)  # no session: only the task rule
+    store.mark_started("prices_daily", saturday)
+    store.record_failure("prices_daily", saturday + timedelta(minutes=1), "HTTP 503")
+
+    produced = alerts.evaluate(config, saturday + timedelta(minutes=2), calendar, notifier)
+    assert [(alert.kind, alert.key, alert.delivered) for alert in produced] == [
+        (alerts.ALERT, "task:prices_daily", True)
+    ]
+    assert alerts.alert_states(config)["task:prices_daily"].state == alerts.FIRING
+    assert alerts.pending_messages(config) == []
+    assert not (base / "state" / "status.db").exists()
+    assert alerts.evaluate(config, saturday + timedelta(minutes=3), calendar, notifier) == []
