@@ -23,8 +23,9 @@ run: setup
 # Four workers on two cores: most tests wait on real snakemake and task processes.
 TEST_WORKERS ?= 4
 
+# loadgroup: the tests of one xdist_group (the local Slurm cluster's) share one worker.
 test: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow and not browser"
