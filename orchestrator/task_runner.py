@@ -438,9 +438,11 @@ def run_task(
     # A replay of an earlier moment (a pinned past `now`) leaves the live status
     # alone: it may only move forward in time.
     live = is_live(task, period, calendar, started) and store.mark_started(task.name, started)
-    counted = live and shard is None  # a shard's run is counted by its join
+    # A shard's run is counted by its join; a shard killed outright, by the join
+    # after Snakemake's retry of it (or the health monitor's INTERRUPTED without one).
+    counted = live and shard is None
     # Whatever happens from here on, the start is paired with an end.
-    with _failure_recorded_on_crash(store if live else None, task.name, clock):
+    with _failure_recorded_on_crash(store if counted else None, task.name, clock):
         env = {
             **os.environ,
             "ORCHESTRATOR_TASK": task.name,

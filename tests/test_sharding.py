@@ -177,9 +177,14 @@ def test_sharded_prices_store_exactly_what_unsharded_prices_store(tmp_path: Path
 # -- failures, retries, --forcerun and health, with a script task -------------------
 
 SHARD_SCRIPT = """\
-import json, os, pathlib, sys
+import json, os, pathlib, signal, sys
 task, shard = os.environ["ORCHESTRATOR_TASK"], os.environ["ORCHESTRATOR_SHARD"]
 index = shard.split("/")[0]
+kill = pathlib.Path(f"kill-{task}-{index}")
+if kill.exists():  # the shard's job is killed outright, once (as scancel does)
+    kill.unlink()
+    os.kill(os.getppid(), signal.SIGTERM)
+    signal.pause()
 if pathlib.Path(f"fail-{task}-{index}").exists():
     result = {"error": f"{task} shard {shard} cannot reach its provider"}
     code = 65
@@ -274,6 +279,22 @@ def test_a_failed_shard_fails_its_task_once_and_only_it_runs_again(
     assert (row["total_runs"], row["total_successes"], row["total_failures"]) == (3, 2, 1)
     assert len(attempts_of(project, "alpha")) == 4 + 4 + 1
     assert health_of(project, monkeypatch, "alpha").status == GREEN
+
+
+def test_a_killed_shard_is_retried_alone_and_the_run_counted_once(tmp_path: Path) -> None:
+    project = script_project(tmp_path / "project")
+    (project / "kill-alpha-1").touch()
+
+    done = snakemake(project, "daily", "--cores", "2", "--retries", "1")
+
+    assert done.returncode == 0, done.stderr
+    assert not (project / "kill-alpha-1").exists()  # the first attempt of shard 1 was killed
+    joined = read_json(project / "state" / "targets" / "daily" / SESSION / "alpha.json")
+    assert (joined["status"], joined["records_processed"]) == ("success", 10 + 11 + 12 + 13)
+    row = status_row(project, "alpha")
+    assert (row["total_runs"], row["total_successes"], row["total_failures"]) == (1, 1, 0)
+    # The killed attempt never finished, so the history holds one attempt per shard.
+    assert len(attempts_of(project, "alpha")) == 4
 
 
 def test_a_non_critical_sharded_task_that_fails_lets_its_dependents_run_degraded(
