@@ -134,7 +134,10 @@ def join_shards(
         for shard, record in zip(shards, records, strict=True)
         if record.get("status") not in BUILT
     ]
-    finished = clock()
+    # A replay's clock starts at the pinned moment in every process: the run ends no
+    # earlier than its last shard did.
+    ends = [datetime.fromisoformat(r["finished_at"]) for r in records if r.get("finished_at")]
+    finished = max([clock(), *ends])
     starts = [datetime.fromisoformat(r["started_at"]) for r in records if r.get("started_at")]
     started = min(starts, default=finished)
     live = all(record.get("live") for record in records)

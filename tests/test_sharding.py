@@ -161,11 +161,13 @@ def test_sharded_prices_store_exactly_what_unsharded_prices_store(tmp_path: Path
     assert all(record["symbols"] > 0 for record in shard_records)
     assert joined["records_processed"] == unsharded["records_processed"] > 0
     assert joined["records_processed"] == sum(r["records_processed"] for r in shard_records)
+    assert joined["duration_seconds"] >= max(r["duration_seconds"] for r in shard_records) > 0
     # One run of the task in the counters, each shard's attempt in the history.
     row = status_row(sharded, "prices_daily")
     assert (row["total_runs"], row["total_successes"], row["total_failures"]) == (1, 1, 0)
     assert row["status"] == "SUCCESS"
     assert row["last_records_processed"] == joined["records_processed"]
+    assert row["average_runtime_seconds"] == pytest.approx(joined["duration_seconds"], abs=1)
     attempts = attempts_of(sharded, "prices_daily")
     assert len(attempts) == 4
     assert {attempt["period"] for attempt in attempts} == {SESSION}
