@@ -110,7 +110,7 @@ def make_provider(
             "symbols": ["GLBX", "ACME"],
             "limits_db": str(tmp_path / "limits.sqlite"),
             "cache_dir": str(tmp_path / "cache"),
-            # The shared limiter would really wait at 8 per second; these tests pin
+            # The shared limiter would really wait at 9 per second; these tests pin
             # requests, not timing (the limiter has its own tests).
             "rate_per_second": 1000,
             **settings,
