@@ -77,17 +77,21 @@ class TableSpec:
             dialect,
         )
 
-    def upsert_sql(self) -> str:
-        """The upsert of one row on the natural key, the same in both dialects."""
+    def upsert_sql(self, staging: str | None = None) -> str:
+        """The upsert on the natural key: of one row (both dialects), or of a ``staging`` table."""
         updates = [name for name in self.column_names if name not in self.key]
         action = (
             "DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in updates)
             if updates
             else "DO NOTHING"
         )
+        rows = (
+            f"SELECT {', '.join(self.column_names)} FROM {staging}"
+            if staging
+            else f"VALUES ({', '.join('?' * len(self.columns))})"
+        )
         return (
-            f"INSERT INTO {self.name} ({', '.join(self.column_names)}) "
-            f"VALUES ({', '.join('?' * len(self.columns))}) "
+            f"INSERT INTO {self.name} ({', '.join(self.column_names)}) {rows} "
             f"ON CONFLICT ({', '.join(self.key)}) {action}"
         )
 
@@ -421,8 +425,18 @@ class MarketStore:
             raise PermanentError(f"{table}: batch lacks columns {missing}")
         ordered = frame.sort_values(list(spec.key), kind="stable")
         columns = [_python_values(ordered[name]) for name in spec.column_names]
+        rows = zip(*columns, strict=True)
         with self.transaction():
-            self.connection.executemany(spec.upsert_sql(), zip(*columns, strict=True))
+            if isinstance(self.connection, database.PostgresConnection):
+                # COPY to a staging table, then one upsert from it (bench/bench_stores.py).
+                staging = f"staging_{table}"
+                self.connection.execute(
+                    f"CREATE TEMP TABLE {staging} (LIKE {table}) ON COMMIT DROP"
+                )
+                self.connection.copy_rows(staging, spec.column_names, rows)
+                self.connection.execute(spec.upsert_sql(staging))
+            else:
+                self.connection.executemany(spec.upsert_sql(), rows)
         return len(ordered)
 
     def quarantine(self, source: str, table: str, rejects: pd.DataFrame, now_ts: int) -> int:

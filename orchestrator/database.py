@@ -34,7 +34,7 @@ import functools
 import os
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -392,6 +392,20 @@ class PostgresConnection:
         except psycopg.Error as error:
             raise _sqlite_error(error) from None
         return None
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """``COPY`` ``rows`` into ``table``: the bulk load, in the caller's transaction."""
+        import psycopg
+
+        try:
+            with (
+                self._connection.cursor() as cursor,
+                cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as error:
+            raise _sqlite_error(error) from None
 
     def executescript(self, script: str, /) -> Any:
         import psycopg
