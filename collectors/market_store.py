@@ -3,18 +3,19 @@
 A SQLite file by default (``state/market.db``), or PostgreSQL when
 ``stores.market`` names one (``orchestrator.database``). ``TABLES`` declares
 every table once; each backend's DDL is derived from it (``database.ddl``)
-and the same SQL writes and reads both. Invariants:
+and the same SQL reads both. Invariants:
 
 - SQLite: WAL journal, ``busy_timeout`` 30 s. Both: parameterised SQL only;
   the schema is created on open and creating it again changes nothing.
 - Every table has a natural primary key; writes are upserts (``INSERT ... ON
-  CONFLICT (key) DO UPDATE``) of rows sorted by that key, one transaction per
-  batch, so storing the same batch twice changes nothing and concurrent
-  writers of one table take row locks in the same order.
-- Timestamps are INTEGER (PostgreSQL: BIGINT) epoch seconds UTC in columns ending ``_ts``; dates are
-  ISO ``YYYY-MM-DD`` text. Every raw-data row has ``available_ts`` (when it
-  became knowable); derived rows have ``as_of_ts`` (the cutoff they were
-  computed at). Point-in-time reads filter on those columns.
+  CONFLICT (key) DO UPDATE``, the same statement on both; PostgreSQL takes
+  the batch by ``COPY`` into a staging table first) of rows sorted by that
+  key, one transaction per batch, so storing the same batch twice changes
+  nothing.
+- Timestamps are INTEGER (PostgreSQL: BIGINT) epoch seconds UTC in columns
+  ending ``_ts``; dates are ISO ``YYYY-MM-DD`` text. Every raw-data row has
+  ``available_ts`` (when it became knowable); derived rows have ``as_of_ts``
+  (the cutoff they were computed at). Point-in-time reads filter on those columns.
 - Nothing bad is stored silently: rows failing validation go to
   ``quarantine`` with their source, natural key, reason and payload; a batch
   with rows but no good row raises ``DataValidationError``.
