@@ -287,9 +287,11 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _health(config_path, args.json)
     if command[:1] == ["import-seed"]:
         return _import_seed(args, parser, config_path, command[1:])
-    from orchestrator.config import load_config
+    from orchestrator.config import load_config, load_config_cached
 
-    config = load_config(config_path)
+    # A daily run's config is validated once per content (jsonschema and PyYAML cost
+    # more than a no-op run may); Snakemake's own parse checks the rest when it runs.
+    config = load_config_cached(config_path) if args.daily else load_config(config_path)
     from orchestrator.state_check import check_state
 
     if args.check_config:
@@ -465,6 +467,29 @@ def _session_built(config: Config, session: date) -> bool:
     )
 
 
+def _session_consistent(config: Config, session: date) -> bool:
+    """Every daily sentinel of ``session`` exists, newer than its needs', its data stored.
+
+    Then ``snakemake daily`` would run nothing: no target is missing, none is
+    older than an input (a ``--forcerun X --until X`` leaves its dependents
+    older), and none is removed for lost data (``sentinel_without_data``).
+    """
+    from orchestrator.workflow_support import sentinel_without_data
+
+    modified: dict[str, float] = {}
+    for task in config.pipeline.family("daily"):
+        try:
+            modified[task.name] = (config.base_dir / task.target(session)).stat().st_mtime
+        except FileNotFoundError:
+            return False
+    for task in config.pipeline.family("daily"):
+        if any(modified[task.name] < modified[need] for need in task.needs if need in modified):
+            return False
+        if sentinel_without_data(config, task, session):
+            return False
+    return True
+
+
 def run_daily(
     config: Config,
     args: argparse.Namespace,
@@ -498,9 +523,14 @@ def run_daily(
         _logger().info(
             "▶ daily pipeline for session %s%s%s", session, what, " (dry run)" * args.dry_run
         )
-        if not forcerun and _session_built(config, session):
-            _logger().info("• session %s is already built; checking it is complete", session)
-        code = run_snakemake(call, config.base_dir, stop_requested=stop)
+        if not forcerun and not args.dry_run and _session_consistent(config, session):
+            # What Snakemake would find (about a second to start it): nothing to do.
+            _logger().info("• session %s is built and its data is stored; nothing to run", session)
+            code = 0
+        else:
+            if not forcerun and _session_built(config, session):
+                _logger().info("• session %s is already built; checking it is complete", session)
+            code = run_snakemake(call, config.base_dir, stop_requested=stop)
     if stop.is_set():
         _logger().warning("✗ daily run stopped; interrupted tasks are recorded as failed")
         return CommandExit.FAILED

@@ -70,20 +70,17 @@ def pipeline_config(snakemake_config: Mapping[str, Any], workflow: Any) -> Confi
 NO_TIME_BOUND = 2**62  # `:now` for a data_time_sql asked "is there any row?"
 
 
-def forget_sentinel_without_data(config: Config, task: TaskConfig, session: date) -> bool:
-    """Remove ``task``'s daily sentinel of ``session`` if its data is gone; whether it did.
+def sentinel_without_data(config: Config, task: TaskConfig, session: date) -> bool:
+    """Whether ``task``'s daily sentinel of ``session`` says built while its data is gone.
 
-    A sentinel says "built"; the market database is the record. When the
-    database was deleted or replaced (a built-in collector's sentinel is then
-    a lie), or the source's table was emptied (its ``data_time_sql`` finds
-    nothing), the sentinel is removed so Snakemake builds the task again, and
-    what depends on it after. Called from the daily rules' input function,
-    when Snakemake plans that job: never by intraday runs.
+    A sentinel says "built"; the market database is the record. It lies when
+    the database was deleted or replaced (for a built-in collector's
+    sentinel), or the source's table was emptied (its ``data_time_sql`` finds
+    nothing).
     """
     from orchestrator import database
 
-    path = config.base_dir / task.target(session)
-    record = sentinel.read_sentinel(path) or {}
+    record = sentinel.read_sentinel(config.base_dir / task.target(session)) or {}
     built = record.get("status") in (
         sentinel.SentinelStatus.SUCCESS,
         sentinel.SentinelStatus.DEGRADED,
@@ -91,23 +88,36 @@ def forget_sentinel_without_data(config: Config, task: TaskConfig, session: date
     if not (task.collector and built and int(record.get("records_processed") or 0) > 0):
         return False
     store = config.market_store
-    if store.exists():
-        sql = task.freshness.data_time_sql
-        if sql is None:
-            return False
-        try:
-            connection = database.open_store(store, readonly=True)
-        except sqlite3.Error:
-            return False  # a server out of reach says nothing about the data: the task will tell
-        # Whether the source has any rows at all (no time bound: a later build may have
-        # moved their times on, as assets' confirmations do, without losing data).
-        try:
-            if connection.execute(sql, {"now": NO_TIME_BOUND}).fetchone()[0] is not None:
-                return False
-        except sqlite3.Error:
-            pass  # its table is gone
-        finally:
-            connection.close()
+    if not store.exists():
+        return True
+    sql = task.freshness.data_time_sql
+    if sql is None:
+        return False
+    try:
+        connection = database.open_store(store, readonly=True)
+    except sqlite3.Error:
+        return False  # a server out of reach says nothing about the data: the task will tell
+    # Whether the source has any rows at all (no time bound: a later build may have
+    # moved their times on, as assets' confirmations do, without losing data).
+    try:
+        return connection.execute(sql, {"now": NO_TIME_BOUND}).fetchone()[0] is None
+    except sqlite3.Error:
+        return True  # its table is gone
+    finally:
+        connection.close()
+
+
+def forget_sentinel_without_data(config: Config, task: TaskConfig, session: date) -> bool:
+    """Remove ``task``'s daily sentinel of ``session`` if its data is gone; whether it did.
+
+    Then Snakemake builds the task again, and what depends on it after.
+    Called from the daily rules' input function, when Snakemake plans that
+    job: never by intraday runs.
+    """
+    if not sentinel_without_data(config, task, session):
+        return False
+    store = config.market_store
+    path = config.base_dir / task.target(session)
     path.unlink(missing_ok=True)
     if task.is_sharded:  # the join's inputs too, or only the join would run again
         for shard_target in task.shard_targets(session):

@@ -110,7 +110,7 @@ def test_daily_runs_snakemake_and_prints_the_summary(tmp_path):
     assert "12/12 tasks built, 84 records" in result.stdout  # the fake task reports 7 each
     again = orchestrator(project, "--daily")
     assert again.returncode == 0
-    assert "Nothing to be done" in again.stdout
+    assert f"session {SESSION} is built and its data is stored; nothing to run" in again.stderr
 
 
 @pytest.mark.slow
