@@ -6,6 +6,10 @@ limiter's timer. The worker pays the imports once: it holds Snakemake's
 Python API and, told a tick's targets and its pinned config, parses the
 workflow anew (which slots are current depends on ``now``) and runs it.
 
+Its jobs' built-in collectors are forked from a process that has imported
+them (``orchestrator/collector_forkserver.py``), which the worker starts and
+stops with itself.
+
 ``SnakemakeWorker`` is the loop's side and supervises it:
 
 - a worker that dies, or does not answer within the tick's time limit, is
@@ -39,6 +43,8 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
+from orchestrator.collector_forkserver import SOCKET_VARIABLE as FORKSERVER_SOCKET
+from orchestrator.collector_forkserver import ForkServer
 from orchestrator.snakemake_runs import LOCKED_MESSAGE, STOP_GRACE_SECONDS
 
 logger = logging.getLogger(__name__)
@@ -64,6 +70,7 @@ class SnakemakeWorker:
         self._process: subprocess.Popen[str] | None = None
         self._replies: TextIO | None = None
         self._relay: threading.Thread | None = None
+        self._forkserver: ForkServer | None = None
         self._ticks = 0
         self._first_rss_mib: float | None = None
         self.started = 0  # workers started so far (restarts included)
@@ -73,10 +80,14 @@ class SnakemakeWorker:
         return self._process.pid if self._process else None
 
     def _start(self) -> None:
+        # Not waited for: until it listens (its imports take a second or so), runners
+        # start their collectors' interpreters as they would without it.
+        self._forkserver = ForkServer(self.project_dir)
         read_end, write_end = os.pipe()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.snakemake_worker", str(write_end)],
             cwd=self.project_dir,
+            env={**os.environ, FORKSERVER_SOCKET: self._forkserver.socket_path},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -199,6 +210,9 @@ class SnakemakeWorker:
         if self._replies is not None:
             self._replies.close()
             self._replies = None
+        if self._forkserver is not None:
+            self._forkserver.close()
+            self._forkserver = None
 
 
 # -- the worker process ---------------------------------------------------------------

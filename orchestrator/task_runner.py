@@ -52,6 +52,9 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import sentinel
 from orchestrator.clock import Clock, Sleeper, clock_for, parse_time, real_sleep
+from orchestrator.collector_forkserver import SOCKET_VARIABLE as FORKSERVER_SOCKET
+from orchestrator.collector_forkserver import ForkedChild
+from orchestrator.collector_forkserver import spawn as spawn_collector
 from orchestrator.config import Config, read_effective_config
 from orchestrator.errors import PERMANENT_TASK_EXITS, UsageError
 from orchestrator.logs import CONSOLE, log_to_task_log_and_console
@@ -204,7 +207,7 @@ def records_from_output(text: str) -> int | None:
     return None
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
+def _kill_group(process: subprocess.Popen[bytes] | ForkedChild) -> None:
     """SIGTERM the child's process group, then SIGKILL what is left after a grace period."""
     for sig, wait in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, None)):
         try:
@@ -228,6 +231,20 @@ def _last_line(text: str) -> str | None:
     return lines[-1] if lines else None
 
 
+def _forked_collector(
+    command: list[str], env: dict[str, str], cwd: Path | None, stdout: Path, stderr: Path
+) -> ForkedChild | None:
+    """A built-in collector's attempt forked by the loop's fork server, when there is one.
+
+    Same process group, environment, folder and output files as the
+    interpreter it replaces, without its second of imports; None otherwise.
+    """
+    socket_path = env.get(FORKSERVER_SOCKET)
+    if not socket_path or command[1:3] != ["-m", "orchestrator.collector_process"]:
+        return None
+    return spawn_collector(socket_path, command[3:], env, cwd, stdout, stderr)
+
+
 def run_attempt(
     command: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None
 ) -> AttemptOutcome:
@@ -239,8 +256,11 @@ def run_attempt(
         child_env = {**env, "ORCHESTRATOR_RESULT_FILE": str(result_file)}
         # The child's output reaches the task's log only after redaction (secrets).
         with stdout_file.open("wb") as stdout, stderr_file.open("wb") as stderr:
+            process: subprocess.Popen[bytes] | ForkedChild | None = _forked_collector(
+                command, child_env, cwd, stdout_file, stderr_file
+            )
             try:
-                process = subprocess.Popen(
+                process = process or subprocess.Popen(
                     command,
                     cwd=cwd,
                     env=child_env,

@@ -68,9 +68,18 @@ def get_shard_argument(task):
 
 
 def get_shard_targets(task):
-    """Input function of ``task``'s join: the sentinels of all its shards."""
+    """Input function of ``task``'s join: the sentinels of all its shards.
+
+    The join is where Snakemake first meets a sharded task's session: a join
+    sentinel whose data is gone from the market database is removed here,
+    with the shards' sentinels, before Snakemake looks at the shards.
+    """
 
     def shard_targets(wildcards):
+        if workflow.is_main_process:
+            with support.exit_on_user_error():
+                session = date.fromisoformat(wildcards.session)
+            support.forget_sentinel_without_data(PIPELINE_CONFIG, PIPELINE.task(task), session)
         return PIPELINE.task(task).shard_targets(wildcards.session)
 
     return shard_targets
@@ -105,7 +114,8 @@ def get_needs_targets(task):
             session = date.fromisoformat(wildcards.session)
             period = Period(session, wildcards.get("slot"))
             check_period_is_due(PIPELINE.task(task), period, CALENDAR, NOW)
-        if period.slot is None and workflow.is_main_process:
+        # A sharded task's join sentinel is checked by the join (get_shard_targets).
+        if period.slot is None and workflow.is_main_process and not PIPELINE.task(task).is_sharded:
             support.forget_sentinel_without_data(
                 PIPELINE_CONFIG, PIPELINE.task(task), session
             )

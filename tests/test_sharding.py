@@ -175,6 +175,18 @@ def test_sharded_prices_store_exactly_what_unsharded_prices_store(tmp_path: Path
         r["records_processed"] for r in shard_records
     )
 
+    # The data lost, the next run rebuilds every shard and the join (not the join alone).
+    market = sqlite3.connect(sharded / "state" / "market.db")
+    with market:
+        market.execute("DELETE FROM prices_daily")
+    market.close()
+    rebuilt = snakemake(sharded, "daily", "--cores", "2")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert table_checksum(sharded / "state" / "market.db", "prices_daily") == table_checksum(
+        plain / "state" / "market.db", "prices_daily"
+    )
+    assert len(attempts_of(sharded, "prices_daily")) == 4 + 4
+
 
 # -- failures, retries, --forcerun and health, with a script task -------------------
 
