@@ -510,3 +510,23 @@ def test_alerts_keep_their_state_and_outbox_in_a_postgresql_status_store(
     assert alerts.pending_messages(config) == []
     assert not (base / "state" / "status.db").exists()
     assert alerts.evaluate(config, saturday + timedelta(minutes=3), calendar, notifier) == []
+
+
+def test_the_sqlite_default_never_imports_the_postgresql_driver(tmp_path):
+    script = (
+        "import sys\n"
+        "from datetime import UTC, datetime\n"
+        "from orchestrator.status_store import StatusStore\n"
+        "from orchestrator.health import read_status_rows\n"
+        "store = StatusStore(sys.argv[1])\n"
+        "store.mark_started('prices', datetime(2026, 11, 20, tzinfo=UTC))\n"
+        "rows, _ = read_status_rows(store.location)\n"
+        "print(sorted(rows), 'psycopg' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "status.db")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["['prices']", "False"]
