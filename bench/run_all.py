@@ -30,6 +30,7 @@ BENCHMARKS = {
     "daily_vs_luigi": "bench_daily_vs_luigi.py",
     "intraday_latency": "bench_intraday_latency.py",
     "stores": "bench_stores.py",
+    "slurm": "bench_slurm.py",  # says it skipped when no local Slurm answers
 }
 
 
@@ -38,7 +39,11 @@ def summary_detail(output: str) -> str:
     targets = [line for line in output.splitlines() if line.startswith("TARGET ")]
     if targets:
         return "; ".join(line.removeprefix("TARGET ") for line in targets)
-    ratios = [line for line in output.splitlines() if "ratio" in line.lower()]
+    ratios = [
+        line
+        for line in output.splitlines()
+        if "ratio" in line.lower() or line.startswith("skipped")
+    ]
     return ratios[-1].strip() if ratios else "no figures printed"
 
 
