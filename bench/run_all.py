@@ -27,6 +27,7 @@ BENCHMARKS = {
     "make_run": "bench_make_run.py",
     "web": "bench_web.py",
     "providers": "bench_providers.py",
+    "providers_daily": "bench_providers_daily.py",
     "daily_vs_luigi": "bench_daily_vs_luigi.py",
     "intraday_latency": "bench_intraday_latency.py",
     "stores": "bench_stores.py",
