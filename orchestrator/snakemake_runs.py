@@ -140,8 +140,16 @@ class SnakemakeCall:
 class SnakemakeProcess:
     """A running Snakemake in its own process group, its output relayed line by line."""
 
-    def __init__(self, command: list[str], cwd: Path, output: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        cwd: Path,
+        output: TextIO | None = None,
+        cancels_remote_jobs: bool = False,
+    ) -> None:
         self.output = output or sys.stdout
+        # A profile's executor (Slurm) runs the jobs outside this process group.
+        self.cancels_remote_jobs = cancels_remote_jobs
         self.tail: list[str] = []
         self.process = subprocess.Popen(
             command,
@@ -171,8 +179,18 @@ class SnakemakeProcess:
         """SIGTERM the whole group; SIGKILL what is left after ``grace_seconds``.
 
         Runners catch SIGTERM, kill their collectors and record the
-        interruption; no sentinel is written for an interrupted task.
+        interruption; no sentinel is written for an interrupted task. Jobs of
+        a cluster executor are not in the group: Snakemake cancels them
+        (``scancel``) on SIGINT, so that comes first, with the same grace.
         """
+        if self.cancels_remote_jobs:
+            try:
+                os.kill(self.process.pid, signal.SIGINT)
+                return self.wait(timeout=grace_seconds)
+            except ProcessLookupError:
+                return self.wait()
+            except subprocess.TimeoutExpired:
+                pass  # its jobs are cancelled; it waits for their states: stop it as below
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(self.process.pid, sig)
@@ -202,7 +220,12 @@ def run_snakemake(
     """
     snakefile = Path(project_dir) / "Snakefile"
     for attempt in (1, 2):
-        process = SnakemakeProcess(call.command(snakefile), project_dir, output)
+        process = SnakemakeProcess(
+            call.command(snakefile),
+            project_dir,
+            output,
+            cancels_remote_jobs=call.profile is not None,
+        )
         code = _wait_or_stop(process, stop_requested)
         if code == 0 or not process.hit_stale_lock or attempt == 2 or call.dry_run:
             return code

@@ -16,6 +16,7 @@ and the tables end up exactly as the plain run's: nothing lost, nothing twice.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from workflow_project import (
     DAILY_TASKS,
     FRIDAY_MORNING,
     PROJECT,
+    fake_tasks,
     make_project,
     orchestrator,
     project_config,
@@ -40,6 +42,7 @@ from workflow_project import (
 from orchestrator import database
 
 LOCAL_SLURM = PROJECT / "scripts" / "local-slurm"
+CLI = (sys.executable, "-m", "orchestrator.cli")
 SESSION = "2026-11-20"
 SHARDS = 4
 EVENTS_GROUP = ("insider", "analyst", "news", "sentiment")  # one group job (profiles/slurm)
@@ -178,9 +181,8 @@ def test_the_daily_dag_on_slurm_stores_what_a_local_run_does_and_a_cancelled_sha
         {"status": postgres_stores.status, "market": postgres_stores.market}, shards=SHARDS
     )
     project = make_project(tmp_path / "p", config)
-    command = [sys.executable, "-m", "orchestrator.cli", "--project", str(project)]
     daily = subprocess.Popen(
-        [*command, "--daily", "--profile", "slurm", "--session", SESSION],
+        [*CLI, "--project", str(project), "--daily", "--profile", "slurm", "--session", SESSION],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -225,6 +227,40 @@ def test_the_daily_dag_on_slurm_stores_what_a_local_run_does_and_a_cancelled_sha
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
     assert slurm_jobs(project) == jobs
+
+
+@on_slurm
+def test_stopping_orchestrator_daily_on_slurm_cancels_its_jobs(tmp_path, slurm_cluster):
+    config = fake_tasks(project_config(), sleep=300)
+    config["now"] = FRIDAY_MORNING
+    project = make_project(tmp_path / "p", config)
+    daily = subprocess.Popen(
+        [*CLI, "--project", str(project), "--daily", "--profile", "slurm"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        running = wait_for(
+            lambda: [job for job in slurm_jobs(project) if job.state == "RUNNING"],
+            within=300,
+            what="a task running on Slurm",
+        )
+        daily.send_signal(signal.SIGTERM)
+        output, _ = daily.communicate(timeout=120)
+    finally:
+        if daily.poll() is None:
+            daily.kill()
+        cancel_jobs_of(project)
+
+    assert daily.returncode == 1, output[-3000:]
+    assert "daily run stopped" in output
+    # Slurm's jobs were cancelled with the run, not left to finish (and write) on their own.
+    states = {job.id: job.state for job in slurm_jobs(project)}
+    assert all(states[job.id] == "CANCELLED" for job in running), states
+    assert not [state for state in states.values() if state in ("PENDING", "RUNNING")]
+    assert not list((project / "state" / "targets").rglob("*.json"))
 
 
 def test_a_missing_profile_is_one_message_naming_it_and_the_profiles_there_are(tmp_path):
