@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from orchestrator.errors import ConfigError
 
@@ -127,7 +127,7 @@ def store_url(value: StoreURL | Path | str, base_dir: Path | None = None) -> Sto
         _check_postgres_url(value)
         return StoreURL(value, None)
     raise ValueError(
-        f"{value!r}: unknown store scheme {scheme!r} "
+        f"{redacted(value)!r}: unknown store scheme {scheme!r} "
         "(use sqlite:///path.db or postgresql://user@host/dbname)"
     )
 
@@ -150,16 +150,18 @@ def _check_postgres_url(url: str) -> None:
 def resolve(url: str, environ: Mapping[str, str] | None = None) -> str:
     """``url`` with every ``${VARIABLE}`` replaced from the environment.
 
-    ``ConfigError`` names a variable that is not set (never its would-be value).
+    A value stands for one part of the URL, so it is percent-encoded (a
+    password may hold ``@`` or ``/``). ``ConfigError`` names a variable that
+    is not set.
     """
     env = os.environ if environ is None else environ
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in env:
-            raise ConfigError("the environment", name, f"not set; the store URL {redacted(url)} "
-                              "refers to it")  # fmt: skip
-        return env[name]
+            problem = f"not set; the store URL {redacted(url)} refers to it"
+            raise ConfigError("the environment", name, problem)
+        return quote(env[name], safe="")
 
     return _REFERENCE.sub(value, url)
 

@@ -459,9 +459,12 @@ def test_a_daily_run_on_postgresql_stores_and_reports_what_the_same_run_on_sqlit
 def test_store_urls_print_without_a_password():
     assert str(database.store_url("postgresql://u:${P}@h/db")) == "postgresql://u:***@h/db"
     assert database.redacted("postgresql://u@h/db") == "postgresql://u@h/db"
-    assert database.resolve("postgresql://u:${P}@h/db", {"P": "s3cret"}) == (
-        "postgresql://u:s3cret@h/db"
+    assert database.resolve("postgresql://u:${P}@h/db", {"P": "s3c@r/t"}) == (
+        "postgresql://u:s3c%40r%2Ft@h/db"
     )
+    with pytest.raises(ValueError, match="unknown store scheme") as refused:
+        database.store_url("mysql://u:hunter2@h/db")
+    assert "hunter2" not in str(refused.value)
 
 
 # -- the operator surfaces ----------------------------------------------------
