@@ -79,7 +79,9 @@ def get_shard_targets(task):
         if workflow.is_main_process:
             with support.exit_on_user_error():
                 session = date.fromisoformat(wildcards.session)
-            support.forget_sentinel_without_data(PIPELINE_CONFIG, PIPELINE.task(task), session)
+            support.forget_sentinel_without_data(
+                PIPELINE_CONFIG, PIPELINE.task(task), session
+            )
         return PIPELINE.task(task).shard_targets(wildcards.session)
 
     return shard_targets
@@ -115,7 +117,11 @@ def get_needs_targets(task):
             period = Period(session, wildcards.get("slot"))
             check_period_is_due(PIPELINE.task(task), period, CALENDAR, NOW)
         # A sharded task's join sentinel is checked by the join (get_shard_targets).
-        if period.slot is None and workflow.is_main_process and not PIPELINE.task(task).is_sharded:
+        if (
+            period.slot is None
+            and workflow.is_main_process
+            and not PIPELINE.task(task).is_sharded
+        ):
             support.forget_sentinel_without_data(
                 PIPELINE_CONFIG, PIPELINE.task(task), session
             )
