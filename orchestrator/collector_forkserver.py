@@ -133,7 +133,8 @@ class ForkServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.collector_forkserver", self.socket_path],
             cwd=self.project_dir,
-            stdin=subprocess.DEVNULL,
+            # Its end of this pipe closes when the owner dies, however: the server then ends.
+            stdin=subprocess.PIPE,
             start_new_session=True,  # a stop of the loop's group does not end it mid-fork
         )
 
@@ -148,6 +149,8 @@ class ForkServer:
 
     def close(self) -> None:
         """Stop the server; children still running are their runners' to end."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()
         with contextlib.suppress(ProcessLookupError):
             self.process.terminate()
         try:
@@ -178,6 +181,7 @@ def _run_child(request: dict[str, Any]) -> int:
         os.setpgid(0, 0)
     for signum in (signal.SIGCHLD, *STOP_SIGNALS):
         signal.signal(signum, signal.SIG_DFL)
+    os.close(0)  # the owner's pipe: replaced by /dev/null below
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a kill already sent lands now
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -226,10 +230,13 @@ def serve(socket_path: str) -> None:
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, "accept")
     selector.register(wake_read, selectors.EVENT_READ, "signal")
+    selector.register(sys.stdin, selectors.EVENT_READ, "owner")  # readable at EOF: owner gone
     waiting: dict[int, socket.socket] = {}
     while not stop:
         for key, _ in selector.select():
-            if key.data == "accept":
+            if key.data == "owner":
+                stop.append(True)
+            elif key.data == "accept":
                 connection, _ = listener.accept()
                 line = connection.makefile("r").readline()
                 if not line:

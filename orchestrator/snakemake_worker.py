@@ -32,6 +32,7 @@ loop's console.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -45,7 +46,7 @@ from typing import Any, TextIO
 
 from orchestrator.collector_forkserver import SOCKET_VARIABLE as FORKSERVER_SOCKET
 from orchestrator.collector_forkserver import ForkServer
-from orchestrator.snakemake_runs import LOCKED_MESSAGE, STOP_GRACE_SECONDS
+from orchestrator.snakemake_runs import LOCKED_MESSAGE, STOP_GRACE_SECONDS, SnakemakeCall
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ class SnakemakeWorker:
         cores: int,
         timeout: float,
         stop_requested: threading.Event | None = None,
+        forcerun: tuple[str, ...] = (),
+        quiet: tuple[str, ...] = ("progress", "rules", "host"),
     ) -> int:
         """Build ``targets`` with ``config`` overrides; Snakemake's exit code (0 or 1).
 
@@ -135,6 +138,8 @@ class SnakemakeWorker:
             "config": config,
             "configfile": self.configfile,
             "cores": cores,
+            "forcerun": list(forcerun),
+            "quiet": list(quiet),
         }
         try:
             self._process.stdin.write(json.dumps(request) + "\n")
@@ -145,6 +150,8 @@ class SnakemakeWorker:
                 "the Snakemake worker had died; a new one starts next tick"
             ) from None
         reply = self._await_reply(timeout, stop_requested)
+        if reply.get("stale_lock_cleared"):
+            logger.warning("a killed run left a stale Snakemake lock; cleared it and ran")
         self._ticks += 1
         rss = float(reply.get("rss_mib") or 0.0)
         self._first_rss_mib = self._first_rss_mib or rss
@@ -195,6 +202,11 @@ class SnakemakeWorker:
             except subprocess.TimeoutExpired:
                 kill = True
         if kill:
+            # Without stdin it ends once Snakemake has stopped its jobs (SIGTERM makes
+            # Snakemake wait for them), instead of waiting for the next request.
+            if process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    process.stdin.close()
             for sig in (signal.SIGTERM, signal.SIGKILL):
                 try:
                     os.killpg(process.pid, sig)
@@ -213,6 +225,37 @@ class SnakemakeWorker:
         if self._forkserver is not None:
             self._forkserver.close()
             self._forkserver = None
+
+
+def run_in_worker(
+    call: SnakemakeCall,
+    project_dir: Path,
+    timeout: float,
+    stop_requested: threading.Event | None = None,
+) -> int:
+    """``call`` (no dry run, no profile) in a worker of its own: ``run_snakemake`` without
+    the wait on the job rate limiter's timer as the ``snakemake`` process exits.
+
+    Snakemake's CLI limits job submissions to 100 a second, and each pass of its
+    scheduler then starts a 1-second ``threading.Timer`` that the interpreter waits
+    for at exit; the API sets no limit, so it starts none. (A shorter timespan is
+    no way out on 9.27.1: ``100/100ms`` parses as 100 minutes, since its pattern
+    tries ``m`` before ``ms``, and the run "hangs" on a 6,000-second timer.)
+    """
+    overrides = dict(item.split("=", 1) for item in call.config_overrides)
+    worker = SnakemakeWorker(project_dir, call.configfile)
+    try:
+        return worker.run(
+            call.targets,
+            overrides,
+            call.cores,
+            timeout,
+            stop_requested,
+            forcerun=call.forcerun,
+            quiet=call.quiet,
+        )
+    finally:
+        worker.close()
 
 
 # -- the worker process ---------------------------------------------------------------
@@ -249,7 +292,7 @@ def build(request: dict[str, Any], project_dir: Path) -> int:
         WorkflowSettings,
     )
 
-    quiet = {Quietness.PROGRESS, Quietness.RULES, Quietness.HOST}
+    quiet = {Quietness[name.upper()] for name in request.get("quiet", ())}
     configfile = request.get("configfile")
     config_settings = ConfigSettings(
         config=dict(request["config"]),
@@ -267,7 +310,11 @@ def build(request: dict[str, Any], project_dir: Path) -> int:
                 workdir=project_dir,
             )
             dag = workflow.dag(
-                dag_settings=DAGSettings(targets=set(request["targets"]), force_incomplete=True)
+                dag_settings=DAGSettings(
+                    targets=set(request["targets"]),
+                    forcerun=set(request.get("forcerun", ())),
+                    force_incomplete=True,
+                )
             )
             try:
                 dag.execute_workflow(
@@ -278,8 +325,8 @@ def build(request: dict[str, Any], project_dir: Path) -> int:
                 return 0
             except Exception as error:  # Snakemake reports failures as exceptions
                 if LOCKED_MESSAGE in str(error) and attempt == 1:
-                    logger.warning("a killed run left a stale Snakemake lock; clearing it")
                     dag.unlock()
+                    request["stale_lock_cleared"] = True  # told to the owner in the reply
                     continue
                 api.print_exception(error)
                 return 1
@@ -301,8 +348,14 @@ def serve(reply_fd: int, project_dir: Path) -> int:
     replies = os.fdopen(reply_fd, "w")
     os.set_inheritable(reply_fd, False)  # never handed on to a job
     for line in sys.stdin:
-        code = build_or_exit_code(json.loads(line), project_dir)
-        replies.write(json.dumps({"exit_code": code, "rss_mib": round(_rss_mib(), 1)}) + "\n")
+        request = json.loads(line)
+        code = build_or_exit_code(request, project_dir)
+        reply = {
+            "exit_code": code,
+            "rss_mib": round(_rss_mib(), 1),
+            "stale_lock_cleared": request.get("stale_lock_cleared", False),
+        }
+        replies.write(json.dumps(reply) + "\n")
         replies.flush()
     return 0
 
