@@ -467,6 +467,22 @@ def _session_built(config: Config, session: date) -> bool:
     )
 
 
+def _run_daily_snakemake(config: Config, call: SnakemakeCall, stop: threading.Event) -> int:
+    """The daily run through Snakemake's API in a worker (no exit wait), or its CLI.
+
+    A dry run prints the CLI's plan; a profile (a cluster's executor) is the
+    CLI's to load.
+    """
+    from orchestrator.snakemake_runs import run_snakemake
+    from orchestrator.snakemake_worker import run_in_worker
+
+    if call.dry_run or call.profile is not None:
+        return run_snakemake(call, config.base_dir, stop_requested=stop)
+    # Every daily task at its longest, one after another: a worker past that is hung.
+    limit = sum(task.longest_run.total_seconds() for task in config.pipeline.family("daily"))
+    return run_in_worker(call, config.base_dir, limit + 60.0, stop)
+
+
 def _session_consistent(config: Config, session: date) -> bool:
     """Every daily sentinel of ``session`` exists, newer than its needs', its data stored.
 
@@ -505,7 +521,7 @@ def run_daily(
 
     from orchestrator.pipeline import session_of_run
     from orchestrator.run_summary import daily_summary
-    from orchestrator.snakemake_runs import exclusive, family_lock_path, run_snakemake
+    from orchestrator.snakemake_runs import exclusive, family_lock_path
 
     calendar = _calendar(config)
     now = _now(config)
@@ -530,7 +546,7 @@ def run_daily(
         else:
             if not forcerun and _session_built(config, session):
                 _logger().info("• session %s is already built; checking it is complete", session)
-            code = run_snakemake(call, config.base_dir, stop_requested=stop)
+            code = _run_daily_snakemake(config, call, stop)
     if stop.is_set():
         _logger().warning("✗ daily run stopped; interrupted tasks are recorded as failed")
         return CommandExit.FAILED
