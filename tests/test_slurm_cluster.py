@@ -12,6 +12,8 @@ finished jobs (``MinJobAge``), each with the rule (and wildcards) the executor
 put in its comment and the project it ran in. A shard cancelled with
 ``scancel`` while it runs is submitted again (the profile's ``retries: 1``)
 and the tables end up exactly as the plain run's: nothing lost, nothing twice.
+Backfills and ``--update-stale`` submit their jobs through the profile too,
+and stopping ``orchestrator`` cancels the run's jobs rather than leaving them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from conftest import PostgresServer
 from helpers import wait_for
 from test_postgres_stores import new_database, status_counters, table_checksums
@@ -227,6 +230,38 @@ def test_the_daily_dag_on_slurm_stores_what_a_local_run_does_and_a_cancelled_sha
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
     assert slurm_jobs(project) == jobs
+
+
+@on_slurm
+def test_backfill_and_update_stale_run_their_jobs_on_slurm(tmp_path, slurm_cluster):
+    config = project_config()
+    config["tasks"] = {name: config["tasks"][name] for name in ("assets", "economic")}
+    config["tasks"]["economic"]["freshness"] = {"green": "1h", "yellow": "2h"}
+    config["provider"]["universe_size"] = 5
+    config["now"] = "2026-11-20T10:00:00-05:00"
+    project = make_project(tmp_path / "p", config)
+
+    backfill = orchestrator(
+        project, "backfill", "--from", "2026-11-19", "--to", SESSION, "--profile", "slurm"
+    )
+
+    assert backfill.returncode == 0, backfill.stdout[-3000:] + backfill.stderr[-3000:]
+    assert "2/2 sessions built" in backfill.stdout
+    jobs = slurm_jobs(project)
+    for task in ("assets", "economic"):
+        ran = sorted(job.comment for job in jobs_of(jobs, task) if job.state == "COMPLETED")
+        assert ran == [f"rule_{task}_wildcards_2026-11-19", f"rule_{task}_wildcards_{SESSION}"]
+
+    config["now"] = "2026-11-20T15:00:00-05:00"  # economic is five hours old: red
+    (project / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    stale = orchestrator(project, "--update-stale", "--profile", "slurm")
+
+    assert stale.returncode == 0, stale.stdout[-3000:] + stale.stderr[-3000:]
+    assert "--profile" in stale.stdout  # the command it ran, printed
+    forced = [job for job in jobs_of(slurm_jobs(project), "economic") if job not in jobs]
+    assert [(job.comment, job.state) for job in forced] == [
+        (f"rule_economic_wildcards_{SESSION}", "COMPLETED")
+    ]
 
 
 @on_slurm
