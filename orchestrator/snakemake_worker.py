@@ -18,7 +18,7 @@ stops with itself.
   with it;
 - the API's state grows with every run (about 1.2 MiB a tick measured
   here), so the worker is recycled when its resident memory has grown by
-  ``RECYCLE_GROWTH`` over its size after the first tick, after
+  ``RECYCLE_GROWTH_MIB`` over its size after the first tick, after
   ``MAX_TICKS`` ticks, and when the loop calls ``recycle`` (at each new
   session);
 - a stop request (``cut``) stops the running tick as ``run_snakemake`` does.
@@ -51,7 +51,10 @@ from orchestrator.snakemake_runs import LOCKED_MESSAGE, STOP_GRACE_SECONDS, Snak
 logger = logging.getLogger(__name__)
 
 MAX_TICKS = 400  # a session of 1-minute slots is 390
-RECYCLE_GROWTH = 1.10  # x the resident memory after the first tick
+# MiB over its size after the first tick: ~25 ticks of the API's growth, a few percent
+# of the loop's tree (a relative bound recycled it every ~10 ticks, each restart a
+# slower tick).
+RECYCLE_GROWTH_MIB = 32.0
 POLL_SECONDS = 0.2
 
 
@@ -155,7 +158,7 @@ class SnakemakeWorker:
         self._ticks += 1
         rss = float(reply.get("rss_mib") or 0.0)
         self._first_rss_mib = self._first_rss_mib or rss
-        if self._ticks >= MAX_TICKS or rss > self._first_rss_mib * RECYCLE_GROWTH:
+        if self._ticks >= MAX_TICKS or rss > self._first_rss_mib + RECYCLE_GROWTH_MIB:
             logger.info(
                 "recycling the Snakemake worker after %d ticks (%.0f MiB, first %.0f MiB)",
                 self._ticks,
