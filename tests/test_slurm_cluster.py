@@ -127,18 +127,27 @@ class SlurmJob:
     comment: str  # the executor's: rule_<rule>[_wildcards_<values>]
 
 
-def slurm_jobs(project: Path) -> list[SlurmJob]:
-    """Every job Slurm still knows that ran in ``project``, oldest first."""
+def _squeue() -> list[list[str]]:
     listing = subprocess.run(
         ["squeue", "--states=all", "--noheader", "--format=%i|%T|%k|%Z"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    return [line.split("|") for line in listing.splitlines()]
+
+
+def newest_job_id() -> int:
+    """The newest job Slurm knows: a test's jobs are the ones after it (paths repeat)."""
+    return max((int(fields[0]) for fields in _squeue()), default=0)
+
+
+def slurm_jobs(project: Path, since: int) -> list[SlurmJob]:
+    """Every job submitted after job ``since`` that ran in ``project``, oldest first."""
     jobs = [
         SlurmJob(int(job_id), state, comment)
-        for job_id, state, comment, workdir in (line.split("|") for line in listing.splitlines())
-        if Path(workdir) == project
+        for job_id, state, comment, workdir in _squeue()
+        if Path(workdir) == project and int(job_id) > since
     ]
     return sorted(jobs, key=lambda job: job.id)
 
@@ -169,9 +178,11 @@ def assert_counters_add_up(counters: list[tuple[Any, ...]]) -> None:
         assert (consecutive, status) == (0, "SUCCESS"), task
 
 
-def cancel_jobs_of(project: Path) -> None:
+def cancel_jobs_of(project: Path, since: int) -> None:
     """Cancel what a failed test left queued or running in ``project``."""
-    left = [str(job.id) for job in slurm_jobs(project) if job.state in ("PENDING", "RUNNING")]
+    left = [
+        str(job.id) for job in slurm_jobs(project, since) if job.state in ("PENDING", "RUNNING")
+    ]
     if left:
         subprocess.run(["scancel", *left], check=False)
 
@@ -184,6 +195,7 @@ def test_the_daily_dag_on_slurm_stores_what_a_local_run_does_and_a_cancelled_sha
         {"status": postgres_stores.status, "market": postgres_stores.market}, shards=SHARDS
     )
     project = make_project(tmp_path / "p", config)
+    since = newest_job_id()
     daily = subprocess.Popen(
         [*CLI, "--project", str(project), "--daily", "--profile", "slurm", "--session", SESSION],
         cwd=project,
@@ -194,7 +206,9 @@ def test_the_daily_dag_on_slurm_stores_what_a_local_run_does_and_a_cancelled_sha
     try:
         running = wait_for(
             lambda: [
-                j for j in jobs_of(slurm_jobs(project), "prices_daily") if j.state == "RUNNING"
+                j
+                for j in jobs_of(slurm_jobs(project, since), "prices_daily")
+                if j.state == "RUNNING"
             ],
             within=600,
             what="a prices_daily shard running on Slurm",
@@ -205,12 +219,12 @@ def test_the_daily_dag_on_slurm_stores_what_a_local_run_does_and_a_cancelled_sha
         if daily.poll() is None:
             daily.terminate()  # the CLI stops its snakemake's process group
             daily.communicate(timeout=60)
-        cancel_jobs_of(project)
+        cancel_jobs_of(project, since)
 
     # The run succeeded and summed up the session, every task built.
     assert daily.returncode == 0, output[-4000:]
     assert f"Daily session {SESSION}" in output and "12/12 tasks built" in output
-    jobs = slurm_jobs(project)
+    jobs = slurm_jobs(project, since)
     assert_every_task_was_a_slurm_job(project, jobs)
     # The cancelled shard was killed while it ran and submitted again.
     again = [job.state for job in jobs if job.comment == running.comment]
@@ -229,7 +243,7 @@ def test_the_daily_dag_on_slurm_stores_what_a_local_run_does_and_a_cancelled_sha
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
-    assert slurm_jobs(project) == jobs
+    assert slurm_jobs(project, since) == jobs
 
 
 @on_slurm
@@ -240,6 +254,7 @@ def test_backfill_and_update_stale_run_their_jobs_on_slurm(tmp_path, slurm_clust
     config["provider"]["universe_size"] = 5
     config["now"] = "2026-11-20T10:00:00-05:00"
     project = make_project(tmp_path / "p", config)
+    since = newest_job_id()
 
     backfill = orchestrator(
         project, "backfill", "--from", "2026-11-19", "--to", SESSION, "--profile", "slurm"
@@ -247,7 +262,7 @@ def test_backfill_and_update_stale_run_their_jobs_on_slurm(tmp_path, slurm_clust
 
     assert backfill.returncode == 0, backfill.stdout[-3000:] + backfill.stderr[-3000:]
     assert "2/2 sessions built" in backfill.stdout
-    jobs = slurm_jobs(project)
+    jobs = slurm_jobs(project, since)
     for task in ("assets", "economic"):
         ran = sorted(job.comment for job in jobs_of(jobs, task) if job.state == "COMPLETED")
         assert ran == [f"rule_{task}_wildcards_2026-11-19", f"rule_{task}_wildcards_{SESSION}"]
@@ -258,7 +273,7 @@ def test_backfill_and_update_stale_run_their_jobs_on_slurm(tmp_path, slurm_clust
 
     assert stale.returncode == 0, stale.stdout[-3000:] + stale.stderr[-3000:]
     assert "--profile" in stale.stdout  # the command it ran, printed
-    forced = [job for job in jobs_of(slurm_jobs(project), "economic") if job not in jobs]
+    forced = [job for job in jobs_of(slurm_jobs(project, since), "economic") if job not in jobs]
     assert [(job.comment, job.state) for job in forced] == [
         (f"rule_economic_wildcards_{SESSION}", "COMPLETED")
     ]
@@ -269,6 +284,7 @@ def test_stopping_orchestrator_daily_on_slurm_cancels_its_jobs(tmp_path, slurm_c
     config = fake_tasks(project_config(), sleep=300)
     config["now"] = FRIDAY_MORNING
     project = make_project(tmp_path / "p", config)
+    since = newest_job_id()
     daily = subprocess.Popen(
         [*CLI, "--project", str(project), "--daily", "--profile", "slurm"],
         cwd=project,
@@ -278,7 +294,7 @@ def test_stopping_orchestrator_daily_on_slurm_cancels_its_jobs(tmp_path, slurm_c
     )
     try:
         running = wait_for(
-            lambda: [job for job in slurm_jobs(project) if job.state == "RUNNING"],
+            lambda: [job for job in slurm_jobs(project, since) if job.state == "RUNNING"],
             within=300,
             what="a task running on Slurm",
         )
@@ -287,12 +303,12 @@ def test_stopping_orchestrator_daily_on_slurm_cancels_its_jobs(tmp_path, slurm_c
     finally:
         if daily.poll() is None:
             daily.kill()
-        cancel_jobs_of(project)
+        cancel_jobs_of(project, since)
 
     assert daily.returncode == 1, output[-3000:]
     assert "daily run stopped" in output
     # Slurm's jobs were cancelled with the run, not left to finish (and write) on their own.
-    states = {job.id: job.state for job in slurm_jobs(project)}
+    states = {job.id: job.state for job in slurm_jobs(project, since)}
     assert all(states[job.id] == "CANCELLED" for job in running), states
     assert not [state for state in states.values() if state in ("PENDING", "RUNNING")]
     assert not list((project / "state" / "targets").rglob("*.json"))
