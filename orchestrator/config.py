@@ -652,7 +652,7 @@ def _blake2b_hex(*parts: bytes) -> str:
 def _effective_payload(config: Config) -> str:
     return json.dumps(
         {"source": config.source, "base_dir": str(config.base_dir), "raw": config.raw},
-        sort_keys=True,
+        # Not sorted: the tasks' order is the config's (health and the summary list them so).
         default=str,
     )
 

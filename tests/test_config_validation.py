@@ -19,6 +19,7 @@ import yaml
 from orchestrator.config import (
     build_config,
     load_config,
+    load_config_cached,
     parse_duration,
     read_effective_config,
     write_effective_config,
@@ -563,3 +564,16 @@ def test_the_schema_names_exactly_the_registered_providers() -> None:
 
     schema = json.loads((ROOT / "orchestrator" / "config.schema.json").read_text())
     assert schema["$defs"]["provider_name"]["enum"] == list(PROVIDERS)
+
+
+def test_the_validated_stamp_keeps_the_tasks_in_their_config_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "job.py").write_text("")
+    order = ["zeta", "alpha", "mid"]
+    raw = {"tasks": {name: {"family": "daily", "script": "job.py"} for name in order}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    first = load_config_cached("config.yaml")  # validates and writes the stamp
+    again = load_config_cached("config.yaml")  # read from the stamp
+    assert list(first.pipeline.tasks) == list(again.pipeline.tasks) == order
