@@ -5,8 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# The cluster's virtualenv: the project with its `slurm` extra (Snakemake's Slurm executor),
+# kept apart because Snakemake imports every installed executor plugin at each start.
+SLURM_VENV := .venv-slurm
+SLURM_INSTALLED := $(SLURM_VENV)/.installed
 
-.PHONY: setup run test test-fast lint bench soak docs clean clean-state browser
+.PHONY: setup slurm-setup run test test-fast lint bench soak docs clean clean-state browser
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
@@ -16,6 +20,16 @@ $(INSTALLED): pyproject.toml
 	@touch $(INSTALLED)
 
 setup: $(INSTALLED)
+
+$(SLURM_INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(SLURM_VENV)
+	$(SLURM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SLURM_VENV)/bin/python -m pip install --quiet -e '.[slurm]'
+	@touch $(SLURM_INSTALLED)
+
+# tests/test_slurm_cluster.py runs this itself; a cluster's submit host needs only
+# `pip install -e '.[slurm]'` in its own virtualenv.
+slurm-setup: $(SLURM_INSTALLED)
 
 run: setup
 	$(BIN)/orchestrator --daily
@@ -54,7 +68,7 @@ docs: setup
 
 # Build products only: the virtualenv and tool caches. Never the collected data.
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) $(SLURM_VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './state/*' -exec rm -rf {} +
 
 # Everything the pipeline collected and recorded: explicit, and it says so.

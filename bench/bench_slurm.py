@@ -20,7 +20,7 @@ a submission, then every 10 s more while nothing finishes) adds to the wall
 time, not to a job.
 
 Needs a running local Slurm: without one it says so and exits 0 (skipped).
-Run: ``.venv/bin/python bench/bench_slurm.py [--rounds 2]``.
+Needs ``make slurm-setup`` too. Run: ``.venv/bin/python bench/bench_slurm.py [--rounds 2]``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from workflow_project import fake_tasks, make_project, project_config
 NOW = "2026-11-27T10:00:00-05:00"  # the open of a session (a half day)
 SESSION = "2026-11-27"
 LOCAL_SLURM = REPO / "scripts" / "local-slurm"
+# The Slurm executor is the `slurm` extra, in a virtualenv of its own (`make slurm-setup`).
+SLURM_PYTHON = str(REPO / ".venv-slurm" / "bin" / "python")
 
 
 def slurm_is_up() -> bool:
@@ -94,6 +96,9 @@ def main() -> int:
     if not slurm_is_up():
         print("skipped: no local Slurm answers (start one with: scripts/local-slurm up)")
         return 0
+    if not Path(SLURM_PYTHON).exists():
+        print("skipped: no virtualenv with the Slurm executor (make it with: make slurm-setup)")
+        return 0
 
     config = fake_tasks(project_config())
     with tempfile.TemporaryDirectory(prefix="bench-slurm-") as scratch:
@@ -112,7 +117,9 @@ def main() -> int:
 
             fresh(slurm)
             known = set(slurm_times(slurm))
-            command = snakemake_command(slurm, "daily", "--profile", "profiles/slurm", now=NOW)
+            command = snakemake_command(
+                slurm, "daily", "--profile", "profiles/slurm", now=NOW, python=SLURM_PYTHON
+            )
             seconds, done = run_timed(command, slurm, timeout=1800)
             check(done, f"the Slurm run, round {round_number}")
             walls["slurm"].append(seconds)

@@ -55,9 +55,11 @@ def run_timed(
     return time.perf_counter() - started, result
 
 
-def snakemake_command(project: Path, *args: str, now: str | None = None) -> list[str]:
+def snakemake_command(
+    project: Path, *args: str, now: str | None = None, python: str = sys.executable
+) -> list[str]:
     """``python -m snakemake ARGS`` on ``project``'s Snakefile, the clock pinned at ``now``."""
-    command = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(project / "Snakefile")]
+    command = [python, "-m", "snakemake", *args, "--snakefile", str(project / "Snakefile")]
     if now is not None:
         command += ["--config", f"now={now}"]
     return command

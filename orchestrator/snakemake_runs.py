@@ -275,7 +275,37 @@ def resolve_profile(project_dir: Path, name: str) -> Path:
             f"--profile {name!r}: no {folder / 'config.yaml'}"
             f" (profiles here: {', '.join(known) or 'none'})"
         )
+    _check_executor_installed(name, folder / "config.yaml")
     return folder
+
+
+# Executors that come with Snakemake itself; any other is a plugin package.
+BUILT_IN_EXECUTORS = ("local", "dryrun", "touch")
+
+
+def _check_executor_installed(name: str, profile_config: Path) -> None:
+    """Refuse a profile whose executor plugin is not installed, naming what to install.
+
+    Without this Snakemake answers with its own traceback-like error after parsing.
+    """
+    import importlib.util
+
+    import yaml
+
+    from orchestrator.errors import UsageError
+
+    settings = yaml.safe_load(profile_config.read_text(encoding="utf-8")) or {}
+    executor = str(settings.get("executor", "local")) if isinstance(settings, dict) else "local"
+    if executor in BUILT_IN_EXECUTORS:
+        return
+    plugin = "snakemake_executor_plugin_" + executor.replace("-", "_")
+    if importlib.util.find_spec(plugin) is None:
+        package = plugin.replace("_", "-")
+        install = "pip install -e '.[slurm]'" if executor == "slurm" else f"pip install {package}"
+        raise UsageError(
+            f"--profile {name!r}: its executor {executor!r} ({package}) is not installed"
+            f" in this virtualenv: {install}"
+        )
 
 
 def configfile_of(config: Config) -> str | None:

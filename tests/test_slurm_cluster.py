@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,10 @@ from workflow_project import (
 from orchestrator import database
 
 LOCAL_SLURM = PROJECT / "scripts" / "local-slurm"
-CLI = (sys.executable, "-m", "orchestrator.cli")
+# The Slurm executor is the project's `slurm` extra, kept out of .venv (Snakemake would
+# import it at every start): the cluster's commands run from a virtualenv with it.
+SLURM_PYTHON = str(PROJECT / ".venv-slurm" / "bin" / "python")
+CLI = (SLURM_PYTHON, "-m", "orchestrator.cli")
 SESSION = "2026-11-20"
 SHARDS = 4
 EVENTS_GROUP = ("insider", "analyst", "news", "sentiment")  # one group job (profiles/slurm)
@@ -60,7 +62,15 @@ def on_slurm(test: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[None]:
-    """A running local Slurm: started here (and stopped after) unless it already runs."""
+    """A running local Slurm: started here (and stopped after) unless it already runs.
+
+    The virtualenv with the Slurm executor (``make slurm-setup``) is made first.
+    """
+    setup = subprocess.run(
+        ["make", "-C", str(PROJECT), "slurm-setup"], capture_output=True, text=True, timeout=900
+    )
+    if setup.returncode != 0:
+        pytest.fail(f"make slurm-setup failed: {setup.stderr.strip() or setup.stdout.strip()}")
     if subprocess.run([LOCAL_SLURM, "status"], capture_output=True, check=False).returncode == 0:
         yield
         return
@@ -239,7 +249,12 @@ def test_the_daily_dag_on_slurm_stores_what_a_local_run_does_and_a_cancelled_sha
 
     # Snakemake's own command with the profile sees the session built: nothing submitted.
     rerun = snakemake(
-        project, "daily", "--profile", "profiles/slurm", config=(f"session={SESSION}",)
+        project,
+        "daily",
+        "--profile",
+        "profiles/slurm",
+        config=(f"session={SESSION}",),
+        python=SLURM_PYTHON,
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
@@ -257,7 +272,9 @@ def test_backfill_and_update_stale_run_their_jobs_on_slurm(tmp_path, slurm_clust
     since = newest_job_id()
 
     backfill = orchestrator(
-        project, "backfill", "--from", "2026-11-19", "--to", SESSION, "--profile", "slurm"
+        project,
+        *("backfill", "--from", "2026-11-19", "--to", SESSION, "--profile", "slurm"),
+        python=SLURM_PYTHON,
     )
 
     assert backfill.returncode == 0, backfill.stdout[-3000:] + backfill.stderr[-3000:]
@@ -269,7 +286,7 @@ def test_backfill_and_update_stale_run_their_jobs_on_slurm(tmp_path, slurm_clust
 
     config["now"] = "2026-11-20T15:00:00-05:00"  # economic is five hours old: red
     (project / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    stale = orchestrator(project, "--update-stale", "--profile", "slurm")
+    stale = orchestrator(project, "--update-stale", "--profile", "slurm", python=SLURM_PYTHON)
 
     assert stale.returncode == 0, stale.stdout[-3000:] + stale.stderr[-3000:]
     assert "--profile" in stale.stdout  # the command it ran, printed
@@ -324,6 +341,18 @@ def test_a_missing_profile_is_one_message_naming_it_and_the_profiles_there_are(t
     assert "profiles here: default, slurm" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (project / "state" / "locks" / "daily.lock").exists()  # refused before running
+
+
+def test_a_profile_whose_executor_is_not_installed_names_the_extra_to_install(tmp_path):
+    project = make_project(tmp_path / "p")
+
+    result = orchestrator(project, "--daily", "--profile", "slurm")  # .venv: no Slurm plugin
+
+    assert result.returncode == 2
+    assert "executor 'slurm' (snakemake-executor-plugin-slurm) is not installed" in result.stderr
+    assert "pip install -e '.[slurm]'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project / "state" / "locks" / "daily.lock").exists()
 
 
 def test_profile_is_refused_where_no_daily_run_takes_it(tmp_path):

@@ -62,12 +62,14 @@ def snakemake(
     now: str | None = FRIDAY_MORNING,
     config: tuple[str, ...] = (),
     timeout: float = 300,
+    python: str = sys.executable,
 ) -> subprocess.CompletedProcess[str]:
     """Run the real snakemake in ``project``; targets and flags go in ``args``.
 
-    ``now`` pins the workflow's clock; ``config`` adds ``--config`` overrides.
+    ``now`` pins the workflow's clock; ``config`` adds ``--config`` overrides;
+    ``python`` is the interpreter of the virtualenv to run it from.
     """
-    command = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(project / "Snakefile")]
+    command = [python, "-m", "snakemake", *args, "--snakefile", str(project / "Snakefile")]
     overrides = [*config, *([f"now={now}"] if now is not None else [])]
     if overrides:
         command += ["--config", *overrides]
@@ -83,10 +85,14 @@ def snakemake(
 
 
 def orchestrator(
-    project: Path, *args: str, timeout: float = 300, env: Mapping[str, str] | None = None
+    project: Path,
+    *args: str,
+    timeout: float = 300,
+    env: Mapping[str, str] | None = None,
+    python: str = sys.executable,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the ``orchestrator`` CLI on ``project``."""
-    command = [sys.executable, "-m", "orchestrator.cli", "--project", str(project), *args]
+    """Run the ``orchestrator`` CLI on ``project`` (``python``: the virtualenv's interpreter)."""
+    command = [python, "-m", "orchestrator.cli", "--project", str(project), *args]
     return subprocess.run(
         command,
         cwd=project,
