@@ -39,9 +39,17 @@ envvars:
 # the task (its rule's name) and the period (the rule's wildcards).
 # `snakemake --lint` wants a conda env or container per task; every task runs
 # in the project's own virtualenv (sys.executable), so that lint is left standing.
+# These two take no `params:`: Snakemake imports pandas (0.5 s) to compare the
+# params of any job that has them, and a daily run otherwise never needs it.
+# `{rule}` is the job's rule name, a local of every rule's shell command; lint
+# calls it "a variable from outside of the rule", as it knows only the directives.
 RUN_TASK = (
     f"{sys.executable} -m orchestrator.task_runner"
-    " --task {params.task} --session {wildcards.session} {params.slot} 2> {log}"
+    " --task {rule} --session {wildcards.session} 2> {log}"
+)
+RUN_SLOT_TASK = (
+    f"{sys.executable} -m orchestrator.task_runner"
+    " --task {rule} --session {wildcards.session} --slot {wildcards.slot} 2> {log}"
 )
 
 
@@ -128,17 +136,6 @@ def get_needs_targets(task):
         return PIPELINE.input_targets(task, period)
 
     return needs_targets
-
-
-def get_slot_argument(task):
-    """``--slot HHMM`` for an intraday task's rule, nothing for a daily one."""
-    if PIPELINE.task(task).family == "daily":
-        return ""
-
-    def slot_argument(wildcards):
-        return f"--slot {wildcards.slot}"
-
-    return slot_argument
 
 
 def get_priority(task):

@@ -12,7 +12,7 @@
 # read when a job runs: it must not refer to the loop variable.
 
 for task in PIPELINE:
-    if not task.is_sharded:
+    if task.family == "daily" and not task.is_sharded:
 
         rule:
             name:
@@ -26,11 +26,25 @@ for task in PIPELINE:
             priority: get_priority(task.name)
             resources:
                 **task.snakemake_resources(),
-            params:
-                task=task.name,
-                slot=get_slot_argument(task.name),
             shell:
                 RUN_TASK
+
+    elif task.family == "intraday":
+
+        rule:
+            name:
+                task.name
+            input:
+                get_needs_targets(task.name),
+            output:
+                task.target_pattern,
+            log:
+                task.log_pattern,
+            priority: get_priority(task.name)
+            resources:
+                **task.snakemake_resources(),
+            shell:
+                RUN_SLOT_TASK
 
     else:
 
