@@ -288,3 +288,8 @@ def _report_exits(waiting: dict[int, socket.socket]) -> None:
 
 if __name__ == "__main__":
     serve(sys.argv[1])
+    # Its children are their runners' own: skip the teardown of pandas and the
+    # collectors (0.2 s here), which only delays the owner's exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

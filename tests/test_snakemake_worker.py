@@ -103,7 +103,7 @@ def test_a_worker_that_died_between_ticks_is_replaced(project: Path, worker: Sna
     assert worker.run(("intraday",), {"now": MOMENT}, 2, timeout=120) == 0
     assert worker.pid is not None
     os.kill(worker.pid, signal.SIGKILL)
-    assert wait_for(lambda: worker._process is not None and worker._process.poll() is not None)
+    assert wait_for(lambda: worker.exited)
     assert worker.run(("intraday",), {"now": "2026-11-27T10:08:02-05:00"}, 2, timeout=120) == 0
     assert worker.started == 2
 
