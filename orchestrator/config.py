@@ -573,6 +573,12 @@ def _task_model(
 
 def _model(raw: Mapping[str, Any], source: str, base_dir: Path) -> Config:
     """The ``Config`` of a validated, defaults-filled mapping."""
+    pipeline = Pipeline(
+        {
+            name: _task_model(name, task, raw["defaults"], raw["provider"]["name"])
+            for name, task in raw["tasks"].items()
+        }
+    )
     return Config(
         source=source,
         base_dir=base_dir,
@@ -583,14 +589,9 @@ def _model(raw: Mapping[str, Any], source: str, base_dir: Path) -> Config:
         daily_cores=int(raw["daily"]["cores"]),
         daily_start_time=parse_clock_time(raw["daily"]["start_time"]),
         loop_interval_seconds=float(raw["intraday"]["loop_interval_seconds"]),
-        settle_seconds=float(raw["intraday"]["settle_seconds"]),
+        settle_seconds=_settle_seconds(raw["intraday"], pipeline),
         keep_sessions=int(raw["intraday"]["keep_sessions"]),
-        pipeline=Pipeline(
-            {
-                name: _task_model(name, task, raw["defaults"], raw["provider"]["name"])
-                for name, task in raw["tasks"].items()
-            }
-        ),
+        pipeline=pipeline,
         session=date.fromisoformat(raw["session"]) if "session" in raw else None,
         now=datetime.fromisoformat(raw["now"]) if "now" in raw else None,
         providers=_real_providers(raw),
@@ -599,6 +600,31 @@ def _model(raw: Mapping[str, Any], source: str, base_dir: Path) -> Config:
         ),
         raw=dict(raw),
     )
+
+
+# A script's source is unknown: it gets the delay of a real provider.
+DEFAULT_SETTLE_SECONDS = 2.0
+
+
+def _settle_seconds(intraday: Mapping[str, Any], pipeline: Pipeline) -> float:
+    """``intraday.settle_seconds``, else the longest delay of the intraday tasks' providers.
+
+    The synthetic market's bar is final as its minute ends; a real provider
+    serves it final a moment later (``ProviderInfo.bar_settle_seconds``).
+    """
+    if "settle_seconds" in intraday:
+        return float(intraday["settle_seconds"])
+    from collectors.providers.registry import PROVIDERS
+
+    delays = [
+        PROVIDERS[name].bar_settle_seconds
+        if task.collector and name in PROVIDERS
+        else DEFAULT_SETTLE_SECONDS
+        for task in pipeline
+        if task.family == "intraday"
+        for name in task.providers
+    ]
+    return max(delays, default=DEFAULT_SETTLE_SECONDS)
 
 
 def _real_providers(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -108,6 +108,41 @@ def test_the_settle_delay_is_configurable(tmp_path, monkeypatch, calendar):
     assert [local(t) for t in ticks] == ["Tue 10:00:30", "Tue 10:01:05"]
 
 
+COLLECTOR_TASKS = {
+    "price_data": {"family": "intraday", "collector": "price_data", "interval": "1m"},
+    "intraday_features": {
+        "family": "intraday",
+        "collector": "intraday_features",
+        "interval": "5m",
+        "needs": ["price_data"],
+    },
+}
+
+
+def test_the_settle_delay_defaults_to_none_on_the_synthetic_market(tmp_path, monkeypatch, calendar):
+    monkeypatch.chdir(tmp_path)
+    config = build_config({"tasks": COLLECTOR_TASKS}, "config.yaml")
+    assert config.settle_seconds == 0.0  # its bars are final as their minute ends
+
+    start = datetime(2026, 11, 24, 10, 0, 30, tzinfo=ET)
+    ticks, _, _ = run_loop(config, calendar, start, ticks=2)
+    assert [local(t) for t in ticks] == ["Tue 10:00:30", "Tue 10:01:00"]
+
+
+def test_the_settle_delay_defaults_to_a_real_providers_own(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tasks = {
+        name: {**task, "provider": "alpaca"} if name == "price_data" else task
+        for name, task in COLLECTOR_TASKS.items()
+    }
+    config = build_config({"tasks": tasks, "universe": {"symbols": ["AAPL"]}}, "config.yaml")
+    assert config.settle_seconds == 2.0
+
+
+def test_the_settle_delay_of_a_script_is_a_real_providers(config):
+    assert config.settle_seconds == 2.0  # its source is unknown (the fixture's tasks are scripts)
+
+
 def test_sleeps_through_the_weekend_and_thanksgiving_to_the_next_open(config, calendar):
     start = datetime(2026, 11, 25, 15, 59, 30, tzinfo=ET)  # Wednesday before Thanksgiving
     ticks, _, _ = run_loop(config, calendar, start, ticks=4)

@@ -80,6 +80,9 @@ class ProviderInfo:
     credentials: tuple[Credential, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
     about: str = ""
+    # How long after a bar's minute ends the provider serves it final: the intraday
+    # loop's default `settle_seconds` (a bar provider's own figure; 2 s unless measured).
+    bar_settle_seconds: float = 2.0
 
 
 PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType(
@@ -91,6 +94,7 @@ PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType(
                 frozenset(KINDS),
                 "collectors.providers.synthetic:SyntheticProvider.from_settings",
                 about="a deterministic market built in: no keys, no network",
+                bar_settle_seconds=0.0,  # its bars are a function of the minute: final at once
             ),
             ProviderInfo(
                 "alpaca",
