@@ -284,10 +284,12 @@ def build(request: dict[str, Any], project_dir: Path) -> int:
     """One Snakemake run through the API, as ``snakemake TARGETS --cores N`` would; 0 or 1.
 
     The settings are those of ``SnakemakeCall`` and the workflow profile:
-    keep going past a failed job, re-run incomplete outputs; a stale lock left
-    by a killed run is cleared once (the loop holds the family lock).
+    keep going past a failed job, re-run incomplete outputs, the greedy
+    scheduler; a stale lock left by a killed run is cleared once (the loop
+    holds the family lock).
     """
     from snakemake.api import SnakemakeApi
+    from snakemake.scheduling.greedy import SchedulerSettings as GreedySettings
     from snakemake.settings.types import (
         ConfigSettings,
         DAGSettings,
@@ -328,7 +330,9 @@ def build(request: dict[str, Any], project_dir: Path) -> int:
                 dag.execute_workflow(
                     executor="local",
                     execution_settings=ExecutionSettings(keep_going=True),
-                    scheduling_settings=SchedulingSettings(),
+                    scheduling_settings=SchedulingSettings(scheduler="greedy"),
+                    scheduler_settings=GreedySettings(),  # the plugin's own (the CLI's defaults)
+                    greedy_scheduler_settings=GreedySettings(),
                 )
                 return 0
             except Exception as error:  # Snakemake reports failures as exceptions
