@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
+import bottleneck as bn
 import numpy as np
 import pandas as pd
 import pytest
 
+from collectors.intraday_features import rolling
 from collectors.market_store import MarketStore
 from tests.collector_runs import run
 
@@ -126,3 +128,26 @@ def test_one_tick_at_5000_symbols_covers_every_symbol(calendar, tmp_path):
     assert results["price_data"].records_processed == 5000 * 5  # 09:30 to 09:34, each symbol
     assert results["intraday_features"].records_processed == 5000 * 5
     assert results["intraday_signals"].records_processed == 5000
+
+
+@pytest.mark.parametrize(
+    ("window", "move", "options", "pandas_reduce"),
+    [
+        (30, bn.move_std, {"ddof": 1}, "std"),
+        (30, bn.move_mean, {}, "mean"),
+        (15, bn.move_max, {}, "max"),
+        (15, bn.move_min, {}, "min"),
+        (40, bn.move_mean, {}, "mean"),  # longer than the data: all NaN, as pandas
+    ],
+)
+def test_rolling_every_symbol_at_once_equals_pandas_rolling(window, move, options, pandas_reduce):
+    generator = np.random.default_rng(3)
+    frame = pd.DataFrame(generator.normal(100, 5, size=(36, 50)))
+    frame.iloc[3, 7] = np.nan  # a missing bar: the windows holding it are NaN
+    frame.iloc[:10, 9] = np.nan  # a symbol that starts late
+
+    ours = rolling(frame, window, move, **options)
+    theirs = getattr(frame.rolling(window), pandas_reduce)()
+
+    pd.testing.assert_frame_equal(ours, theirs, rtol=1e-9)
+    assert ours.isna().to_numpy().sum() == theirs.isna().to_numpy().sum() > 0
