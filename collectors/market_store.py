@@ -315,8 +315,12 @@ CREATE TABLE IF NOT EXISTS quarantine (
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS prices_daily_session ON prices_daily (session)",
     "CREATE INDEX IF NOT EXISTS intraday_bars_session ON intraday_bars (session, symbol, bar_ts)",
-    "CREATE INDEX IF NOT EXISTS intraday_features_session "
-    "ON intraday_features (session, symbol, bar_ts)",
+    # Each symbol's newest feature row known at a moment (the intraday features' running
+    # sums, the intraday signals): available_ts in the index, so that scan reads no rows
+    # (0.6 s to 0.2 s at 5,000 symbols). It replaces intraday_features_session.
+    "DROP INDEX IF EXISTS intraday_features_session",
+    "CREATE INDEX IF NOT EXISTS intraday_features_latest "
+    "ON intraday_features (session, symbol, bar_ts, available_ts)",
     "CREATE INDEX IF NOT EXISTS news_symbol_time ON news (symbol, available_ts)",
     "CREATE INDEX IF NOT EXISTS ml_features_session ON ml_features (session)",
     # Health's newest-row queries (MAX(available_ts) WHERE available_ts <= :now).
