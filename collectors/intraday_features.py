@@ -32,7 +32,9 @@ logger = logging.getLogger(__name__)
 WARMUP_BARS = 31  # the longest window (30 returns) needs 31 closes
 
 
-def rolling(frame: pd.DataFrame, window: int, move: Callable[..., Any], **options: Any) -> pd.DataFrame:
+def rolling(
+    frame: pd.DataFrame, window: int, move: Callable[..., Any], **options: Any
+) -> pd.DataFrame:
     """``frame.rolling(window)`` reduced by bottleneck's ``move``, every symbol at once.
 
     pandas rolls a wide frame one column at a time: at 5,000 symbols that is
