@@ -516,7 +516,7 @@ def run_task(
             "as_of": as_of.isoformat(),
             "started_at": started.isoformat(timespec="milliseconds"),
             "finished_at": finished.isoformat(timespec="milliseconds"),
-            "duration_seconds": round((finished - started).total_seconds(), 3),
+            "duration_seconds": _recorded_duration(started, finished),
             "attempts": attempt_number,
             "degraded_inputs": degraded_inputs,
             **_slot_latency(calendar, period, finished, live),
@@ -572,6 +572,19 @@ def run_task(
         if run_id:
             note_failed_sentinel(config, run_id, task.name, output, reported=shard is None)
         return RunReport(SentinelStatus.FAILED, attempt_number, 0, error)
+
+
+def _recorded_duration(started: datetime, finished: datetime) -> float:
+    """The seconds between the two moments as the sentinel writes them (to the millisecond).
+
+    A sharded task's join computes its span from its shards' written moments: a
+    shard's duration must not exceed what its own timestamps say.
+    """
+
+    def written(moment: datetime) -> datetime:
+        return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+    return round((written(finished) - written(started)).total_seconds(), 3)
 
 
 def _slot_latency(

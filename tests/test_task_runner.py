@@ -7,6 +7,7 @@ waits go to a recording sleeper, so only the timeout cases take real seconds.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -22,9 +23,10 @@ import pytest
 
 from orchestrator import sentinel
 from orchestrator.config import Config, build_config, write_effective_config
+from orchestrator.market_calendar import load_calendar
 from orchestrator.pipeline import Period
 from orchestrator.status_store import StatusStore
-from orchestrator.task_runner import RunReport
+from orchestrator.task_runner import RunReport, run_task
 from orchestrator.workflow_support import finish_run
 from tests.helpers import RecordingSleeper, daily_config, fixture, process_gone, run_once, wait_for
 
@@ -157,6 +159,23 @@ def test_an_intraday_sentinel_records_when_its_slot_became_due_and_its_latency(
     record = json.loads(output.read_text())
     assert "slot_due_at" in record
     assert "latency_seconds" not in record
+
+
+def test_a_sentinels_duration_is_the_difference_of_the_moments_it_records(base: Path) -> None:
+    # Each reading of the clock is 0.6005 s after the one before: rounding each
+    # moment to the millisecond must not let the duration say more than they do
+    # (a sharded task's join spans its shards' written moments).
+    readings = (NOW + timedelta(seconds=0.6005 * i) for i in itertools.count())
+    config = daily_config(base, assets={"script": fixture("succeed.py")})
+    calendar = load_calendar(config.calendar_name, config.cache_dir)
+    run_task(
+        config, "assets", Period(SESSION), calendar, lambda: next(readings), RecordingSleeper()
+    )
+    record = json.loads((base / config.pipeline.task("assets").target(SESSION)).read_text())
+    span = datetime.fromisoformat(record["finished_at"]) - datetime.fromisoformat(
+        record["started_at"]
+    )
+    assert record["duration_seconds"] == span.total_seconds() > 0
 
 
 def test_not_before_waits_through_the_sleeper(base: Path) -> None:
