@@ -1,4 +1,4 @@
-"""The collector fork server: built-in collectors start from a process that has imported them.
+"""The fork server: collectors and task runners start from a process that has imported them.
 
 An attempt of a built-in collector is a new interpreter that imports
 pandas, numpy and the collector (most of a second here) before it does any
@@ -9,17 +9,27 @@ be: its own process group (the runner's timeout still kills
 the whole group), the attempt's environment, working folder and output
 files, and its exit status reported to the runner that asked for it.
 
-The intraday loop's Snakemake worker starts one (``ForkServer``) and hands
-its socket to the runners through ``ORCHESTRATOR_FORKSERVER``; a runner
-without one, or whose fork server is gone, starts the interpreter as
-before. The server is single-threaded (forking a threaded process is not
-safe): one ``selectors`` loop over the listening socket, the connections
-awaiting their child's exit, and SIGCHLD.
+Each job's task runner is forked the same way, for the job's launcher
+(``orchestrator/task_launcher.py``): the runner's imports cost every job
+about 0.2 s of CPU. The runner child takes the launcher's standard streams
+(passed over the socket), environment and working folder, and reports its
+own exit to the launcher; it kills itself if the launcher's end closes
+first (the launcher was killed), as a killed runner leaves no sentinel.
 
-Protocol, one JSON line each way on a Unix socket: the request
+The Snakemake worker starts one (``ForkServer``) and hands its socket to
+the jobs through ``ORCHESTRATOR_FORKSERVER``; a job without one, or whose
+fork server is gone, starts its interpreters as before. The server is
+single-threaded (forking a threaded process is not safe): one ``selectors``
+loop over the listening socket, the connections awaiting their child's
+exit, and SIGCHLD.
+
+Protocol, one JSON line each way on a Unix socket. A collector: the request
 ``{"argv", "env", "cwd", "stdout", "stderr"}``, then ``{"pid": N}`` once
 forked and ``{"exit": CODE}`` when the child ends (``-SIGNAL`` if killed,
-as ``subprocess`` reports it).
+as ``subprocess`` reports it). A runner: ``{"kind": "runner", "argv",
+"env", "cwd"}`` sent with the launcher's descriptors 0, 1 and 2, then
+``{"pid": N}`` and ``{"exit": CODE}`` from the runner itself (no exit line:
+it was killed).
 """
 
 from __future__ import annotations
@@ -35,14 +45,22 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SOCKET_VARIABLE = "ORCHESTRATOR_FORKSERVER"
 START_TIMEOUT_SECONDS = 60.0
 # Modules a child would import first thing; the collectors are found in their package.
-PRELOAD = ("numpy", "pandas", "orchestrator.collector_process", "collectors.support")
+PRELOAD = (
+    "numpy",
+    "pandas",
+    "orchestrator.task_runner",
+    "orchestrator.market_calendar",
+    "orchestrator.collector_process",
+    "collectors.support",
+)
 NOT_PRELOADED = frozenset({"collectors.market_schema_doc"})
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
@@ -175,32 +193,31 @@ def preload() -> None:
             importlib.import_module(module.name)
 
 
-def _run_child(request: dict[str, Any]) -> int:
-    """In the forked child: become the attempt's process, then run the collector."""
+def _become_own_process() -> None:
+    """In a forked child: its own group, default signal handling, a kill already sent lands."""
     with contextlib.suppress(OSError):  # the server may have done it first
         os.setpgid(0, 0)
     for signum in (signal.SIGCHLD, *STOP_SIGNALS):
         signal.signal(signum, signal.SIG_DFL)
-    os.close(0)  # the owner's pipe: replaced by /dev/null below
     signal.set_wakeup_fd(-1)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a kill already sent lands now
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    try:
-        for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
-            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
-    except OSError:
-        return 1  # the runner gave up on the attempt and removed its folder
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _enter(request: dict[str, Any]) -> None:
+    """Take the request's working folder, environment and (already on 0-2) streams."""
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115  # the new files, not the server's
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115  # the new descriptors, not the server's
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-    from orchestrator import collector_process
 
+
+def _exit_code_of(main: Callable[[list[str]], int], argv: list[str]) -> int:
+    """Run a module's ``main`` as ``python -m`` would: its exit code, a traceback if it raised."""
     code = 1
     try:
-        code = collector_process.main(list(request["argv"]))
+        code = main(argv)
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     except BaseException:
@@ -211,6 +228,62 @@ def _run_child(request: dict[str, Any]) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
     return code
+
+
+def _run_child(request: dict[str, Any]) -> int:
+    """In the forked child: become the attempt's process, then run the collector."""
+    _become_own_process()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)  # the owner's pipe no more
+    try:
+        for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
+    except OSError:
+        return 1  # the runner gave up on the attempt and removed its folder
+    _enter(request)
+    from orchestrator import collector_process
+
+    return _exit_code_of(collector_process.main, list(request["argv"]))
+
+
+def _run_runner(request: dict[str, Any], launcher: socket.socket, streams: list[int]) -> int:
+    """In the forked child: become the launcher's task runner and tell it how that ended."""
+    _become_own_process()
+    for fd, stream in zip((0, 1, 2), streams, strict=True):
+        os.dup2(stream, fd)
+        os.close(stream)
+    _enter(request)
+    launcher.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
+    threading.Thread(target=_die_with_launcher, args=(launcher,), daemon=True).start()
+    from orchestrator import task_runner
+
+    code = _exit_code_of(task_runner.main, list(request["argv"]))
+    with contextlib.suppress(OSError):  # the launcher is gone: the thread kills us anyway
+        launcher.sendall((json.dumps({"exit": code}) + "\n").encode())
+    return code
+
+
+def _die_with_launcher(launcher: socket.socket) -> None:
+    """Once the launcher's end closes (it never sends after its request), end as if killed."""
+    with contextlib.suppress(OSError):
+        while launcher.recv(4096):
+            pass
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _receive_request(connection: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """The request line and the descriptors sent with it (a runner's streams)."""
+    data, fds, _, _ = socket.recv_fds(connection, 65536, 3)
+    buffered = data
+    while data and b"\n" not in buffered:
+        data = connection.recv(65536)
+        buffered += data
+    line = buffered.partition(b"\n")[0]
+    if not line:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return json.loads(line), fds
 
 
 def serve(socket_path: str) -> None:
@@ -238,11 +311,11 @@ def serve(socket_path: str) -> None:
                 stop.append(True)
             elif key.data == "accept":
                 connection, _ = listener.accept()
-                line = connection.makefile("r").readline()
-                if not line:
+                request, streams = _receive_request(connection)
+                if request is None:
                     connection.close()
                     continue
-                request = json.loads(line)
+                runner = request.get("kind") == "runner"
                 sys.stdout.flush()
                 sys.stderr.flush()
                 # Held until the child has its default handlers back: a kill that
@@ -250,14 +323,22 @@ def serve(socket_path: str) -> None:
                 signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
                 pid = os.fork()
                 if pid == 0:
-                    for inherited in (listener, connection, wake_read, *waiting.values()):
+                    for inherited in (listener, wake_read, *waiting.values()):
                         inherited.close()  # a runner sees its end only when the server closes
+                    if runner:
+                        os._exit(_run_runner(request, connection, streams))
+                    connection.close()
                     os._exit(_run_child(request))
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
                 # Its own group before the runner learns its pid, so a kill of the
                 # group cannot miss it (the child does the same: whichever is first).
                 with contextlib.suppress(OSError):
                     os.setpgid(pid, pid)
+                for stream in streams:
+                    os.close(stream)
+                if runner:  # it talks to its launcher itself, and outlives this server
+                    connection.close()
+                    continue
                 waiting[pid] = connection
                 connection.sendall((json.dumps({"pid": pid}) + "\n").encode())
             else:
@@ -270,7 +351,8 @@ def serve(socket_path: str) -> None:
 
 
 def _report_exits(waiting: dict[int, socket.socket]) -> None:
-    while waiting:
+    """Reap every child that has ended; tell a collector's runner its exit."""
+    while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:

@@ -44,9 +44,9 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
-from orchestrator.collector_forkserver import SOCKET_VARIABLE as FORKSERVER_SOCKET
 from orchestrator.collector_forkserver import ForkServer
 from orchestrator.snakemake_runs import LOCKED_MESSAGE, STOP_GRACE_SECONDS, SnakemakeCall
+from orchestrator.task_launcher import SOCKET_VARIABLE as FORKSERVER_SOCKET
 
 logger = logging.getLogger(__name__)
 

@@ -53,7 +53,6 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import sentinel
 from orchestrator.clock import Clock, Sleeper, clock_for, parse_time, real_sleep
-from orchestrator.collector_forkserver import SOCKET_VARIABLE as FORKSERVER_SOCKET
 from orchestrator.collector_forkserver import ForkedChild
 from orchestrator.collector_forkserver import spawn as spawn_collector
 from orchestrator.config import Config, read_effective_config
@@ -64,6 +63,7 @@ from orchestrator.secrets import load_dotenv, redact
 from orchestrator.sentinel import SentinelStatus
 from orchestrator.sharding import Shard
 from orchestrator.status_store import Attempt, StatusStore, clean_error
+from orchestrator.task_launcher import SOCKET_VARIABLE as FORKSERVER_SOCKET
 from orchestrator.workflow_support import RUN_ID_VARIABLE, note_failed_sentinel
 
 if TYPE_CHECKING:

@@ -4,6 +4,7 @@ import os
 import sys
 from datetime import date
 
+from orchestrator import task_launcher
 from orchestrator import workflow_support as support
 from orchestrator.clock import clock_for
 from orchestrator.config import write_effective_config
@@ -36,27 +37,27 @@ envvars:
 
 
 # Every task runs the task runner (timeout, retries, status, sentinel), told
-# the task (its rule's name) and the period (the rule's wildcards).
+# the task (its rule's name) and the period (the rule's wildcards), through its
+# launcher: under the orchestrator's worker it is forked ready-imported. The
+# launcher needs only the standard library: `-I -S` skip `site` (~50 ms a job).
 # `snakemake --lint` wants a conda env or container per task; every task runs
 # in the project's own virtualenv (sys.executable), so that lint is left standing.
 # These two take no `params:`: Snakemake imports pandas (0.5 s) to compare the
 # params of any job that has them, and a daily run otherwise never needs it.
 # `{rule}` is the job's rule name, a local of every rule's shell command; lint
 # calls it "a variable from outside of the rule", as it knows only the directives.
-RUN_TASK = (
-    f"{sys.executable} -m orchestrator.task_runner"
+LAUNCH_TASK_RUNNER = f"{sys.executable} -I -S {task_launcher.__file__}"
+RUN_TASK = LAUNCH_TASK_RUNNER + (
     " --task {rule} --session {wildcards.session} 2> {log}"
 )
-RUN_SLOT_TASK = (
-    f"{sys.executable} -m orchestrator.task_runner"
+RUN_SLOT_TASK = LAUNCH_TASK_RUNNER + (
     " --task {rule} --session {wildcards.session} --slot {wildcards.slot} 2> {log}"
 )
 
 
 # A shard runs the task runner on its part of the universe; the join only reads
 # the shards' sentinels, so it runs where Snakemake runs (localrule), never as a job.
-RUN_SHARD = (
-    f"{sys.executable} -m orchestrator.task_runner"
+RUN_SHARD = LAUNCH_TASK_RUNNER + (
     " --task {params.task} --session {wildcards.session} {params.shard} 2> {log}"
 )
 RUN_JOIN = (

@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from orchestrator import task_runner
-from orchestrator.collector_forkserver import SOCKET_VARIABLE, ForkedChild, ForkServer
+from orchestrator.collector_forkserver import ForkedChild, ForkServer
 from orchestrator.pipeline import Period
+from orchestrator.task_launcher import SOCKET_VARIABLE
 from tests.helpers import daily_config, process_gone, run_once, wait_for
 
 ET = ZoneInfo("America/New_York")

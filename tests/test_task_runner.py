@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from orchestrator import sentinel
+from orchestrator.collector_forkserver import ForkServer
 from orchestrator.config import Config, build_config, write_effective_config
 from orchestrator.market_calendar import load_calendar
 from orchestrator.pipeline import Period
 from orchestrator.status_store import StatusStore
+from orchestrator.task_launcher import SOCKET_VARIABLE as FORKSERVER_SOCKET
 from orchestrator.task_runner import RunReport, run_task
 from orchestrator.workflow_support import finish_run
 from tests.helpers import RecordingSleeper, daily_config, fixture, process_gone, run_once, wait_for
@@ -430,65 +434,130 @@ def test_degraded_inputs_are_listed(base: Path) -> None:
 
 
 # -- the command line, as Snakemake runs it ------------------------------------------------
+# Each case three ways: the runner in its own interpreter; the launcher every rule runs,
+# with no fork server (it becomes the runner); and the launcher handing the run to a
+# fork server's runner child.
+
+LAUNCHER = [sys.executable, "-I", "-S", str(ROOT / "orchestrator" / "task_launcher.py")]
 
 
-def runner_command(config: Config, task: str) -> tuple[list[str], Path]:
-    """The runner's command line as a generated rule runs it, and the sentinel it writes."""
-    output = config.base_dir / config.pipeline.task(task).target(SESSION)
-    command = [
-        sys.executable, "-m", "orchestrator.task_runner",
-        "--config-json", str(write_effective_config(config)),
-        "--task", task, "--session", str(SESSION),
-    ]  # fmt: skip
-    return command, output
+@dataclass
+class Launch:
+    """How a test starts the runner, as Snakemake would."""
+
+    head: list[str]
+    server: ForkServer | None = None
+
+    def command(self, config: Config, task: str) -> tuple[list[str], Path]:
+        """The command line and the sentinel it writes."""
+        output = config.base_dir / config.pipeline.task(task).target(SESSION)
+        command = [
+            *self.head,
+            "--config-json", str(write_effective_config(config)),
+            "--task", task, "--session", str(SESSION),
+        ]  # fmt: skip
+        return command, output
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != FORKSERVER_SOCKET}
+        return env | ({FORKSERVER_SOCKET: self.server.socket_path} if self.server else {})
+
+    def run(self, command: list[str]) -> int:
+        return subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True).returncode
+
+    def start(self, command: list[str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, cwd=ROOT, env=self.env, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture(params=["runner", "launcher", "launcher+forkserver"])
+def launch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
+    if request.param == "runner":
+        yield Launch([sys.executable, "-m", "orchestrator.task_runner"])
+    elif request.param == "launcher":
+        yield Launch(LAUNCHER)
+    else:
+        server = ForkServer(tmp_path)
+        assert server.wait_ready(), "the fork server did not start listening"
+        yield Launch(LAUNCHER, server)
+        server.close()
+
+
+def parent_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("PPid:")).split()[1])
+
+
+def the_runner(launch: Launch, launched: subprocess.Popen[bytes], task_pid: int) -> int:
+    """The pid of the runner of ``task_pid``, checked to be where ``launch`` puts it."""
+    runner = parent_of(task_pid)
+    if launch.server:
+        assert parent_of(runner) == launch.server.process.pid  # forked ready-imported
+    else:
+        assert runner == launched.pid  # the launcher became the runner
+    return runner
 
 
 @pytest.mark.parametrize(("critical", "code"), [(True, 1), (False, 0)])
-def test_main_exit_codes(base: Path, critical: bool, code: int) -> None:
+def test_main_exit_codes(base: Path, launch: Launch, critical: bool, code: int) -> None:
     config = daily_config(
         base,
         good={"script": fixture("succeed.py")},
         bad={"script": fixture("flaky.py"), "args": [str(base / "c"), "9", "65"],
              "critical": critical},
     )  # fmt: skip
-    command, output = runner_command(config, "good")
-    assert subprocess.run(command, cwd=ROOT, capture_output=True).returncode == 0
+    command, output = launch.command(config, "good")
+    assert launch.run(command) == 0
     assert json.loads(output.read_text())["status"] == "success"
 
-    command, output = runner_command(config, "bad")
-    assert subprocess.run(command, cwd=ROOT, capture_output=True).returncode == code
+    command, output = launch.command(config, "bad")
+    assert launch.run(command) == code
     assert output.exists() is (not critical)
+
+
+def test_a_launched_runner_writes_to_the_launchers_streams(base: Path, launch: Launch) -> None:
+    config = daily_config(base, good={"script": fixture("succeed.py")})
+    command, _ = launch.command(config, "good")
+    log = base / "runner.log"
+    with log.open("w") as stderr:  # as a rule's `2> {log}`
+        subprocess.run(command, cwd=ROOT, env=launch.env, stderr=stderr, check=True)
+    assert "good" in log.read_text() and "success" in log.read_text()
 
 
 def _wait_for(path: Path, timeout: float = 10.0) -> str:
     return str(wait_for(lambda: path.exists() and path.read_text().strip(), timeout, f"{path}"))
 
 
-def test_sigterm_to_the_runner_kills_the_task_and_records_the_failure(base: Path) -> None:
+def test_sigterm_to_the_runner_kills_the_task_and_records_the_failure(
+    base: Path, launch: Launch
+) -> None:
     pids = base / "pids"
     hang = {"script": fixture("hang.py"), "args": [str(pids)]}
     config = daily_config(base, now=NOW, options=hang)  # the session is live at NOW
-    command, output = runner_command(config, "options")
-    runner = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
+    command, output = launch.command(config, "options")
+    launched = launch.start(command)
     child, grandchild = (int(pid) for pid in _wait_for(pids).split())
-    runner.send_signal(signal.SIGTERM)
-    assert runner.wait(timeout=10) == 1
-    assert process_gone(child) and process_gone(grandchild)
+    runner = the_runner(launch, launched, child)
+    launched.send_signal(signal.SIGTERM)
+    assert launched.wait(timeout=10) == 1
+    assert process_gone(child) and process_gone(grandchild) and process_gone(runner)
     assert not output.exists()
     status = status_of(config, "options")
     assert (status["status"], status["total_failures"]) == ("FAILED", 1)
     assert "interrupted by SIGTERM" in status["last_error_message"]
 
 
-def test_sigkilled_runner_leaves_no_sentinel(base: Path) -> None:
+def test_sigkilled_runner_leaves_no_sentinel(base: Path, launch: Launch) -> None:
     started = base / "started"
     config = daily_config(base, news={"script": fixture("slow.py"), "args": [str(started)]})
-    command, output = runner_command(config, "news")
-    runner = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
+    command, output = launch.command(config, "news")
+    launched = launch.start(command)
     child = int(_wait_for(started))
     try:
-        runner.send_signal(signal.SIGKILL)
-        assert runner.wait(timeout=10) == -signal.SIGKILL
+        runner = the_runner(launch, launched, child)
+        launched.send_signal(signal.SIGKILL)
+        assert launched.wait(timeout=10) == -signal.SIGKILL
+        assert process_gone(runner)  # a forked runner dies with its launcher
         assert not output.exists()
         assert not output.parent.exists() or list(output.parent.iterdir()) == []
     finally:
