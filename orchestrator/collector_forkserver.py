@@ -263,6 +263,20 @@ def _run_runner(request: dict[str, Any], launcher: socket.socket, streams: list[
     return code
 
 
+def _child_exit_code(request: dict[str, Any], connection: socket.socket, streams: list[int]) -> int:
+    """In a forked child, whatever happens: its exit code (never back into the server's loop)."""
+    try:
+        if request.get("kind") == "runner":
+            return _run_runner(request, connection, streams)
+        connection.close()
+        return _run_child(request)
+    except BaseException:  # e.g. its working folder is gone: say so where its runner looks
+        import traceback
+
+        traceback.print_exc()
+        return 1
+
+
 def _die_with_launcher(launcher: socket.socket) -> None:
     """Once the launcher's end closes (it never sends after its request), end as if killed."""
     with contextlib.suppress(OSError):
@@ -325,10 +339,7 @@ def serve(socket_path: str) -> None:
                 if pid == 0:
                     for inherited in (listener, wake_read, *waiting.values()):
                         inherited.close()  # a runner sees its end only when the server closes
-                    if runner:
-                        os._exit(_run_runner(request, connection, streams))
-                    connection.close()
-                    os._exit(_run_child(request))
+                    os._exit(_child_exit_code(request, connection, streams))
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
                 # Its own group before the runner learns its pid, so a kill of the
                 # group cannot miss it (the child does the same: whichever is first).

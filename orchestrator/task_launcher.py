@@ -87,7 +87,11 @@ def hand_over(socket_path: str, argv: list[str]) -> int | None:
         os.kill(pid, asked)
     line, _ = _read_line(connection, rest)
     if not line:
-        print(f"task_launcher: the task runner (pid {pid}) was killed", file=sys.stderr)
+        print(
+            f"task_launcher: the task runner (pid {pid}) ended without an exit status"
+            " (killed, or it failed to start: see above)",
+            file=sys.stderr,
+        )
         return 1
     return int(json.loads(line)["exit"])
 

@@ -8,6 +8,10 @@ starts the interpreter as before.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import socket
 import sqlite3
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -112,4 +116,36 @@ def test_a_runner_whose_server_is_gone_starts_the_interpreter(
     monkeypatch.setenv(SOCKET_VARIABLE, str(tmp_path / "no-such-socket"))
     market_db = collect(tmp_path / "p")
     assert forked == [None, None]
+    assert table_rows(market_db, "prices_daily")
+
+
+def live_children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``, zombies left out."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+                found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_child_that_cannot_start_ends_and_the_server_serves_on(
+    tmp_path: Path, server: ForkServer, forked: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A runner asked for in a working folder that no longer exists: the child fails
+    # before it reports a pid; it must end, not go on as a second server.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(30)
+        connection.connect(server.socket_path)
+        request = {"kind": "runner", "argv": [], "env": {}, "cwd": str(tmp_path / "gone")}
+        line = (json.dumps(request) + "\n").encode()
+        with open(os.devnull, "rb") as devnull:
+            socket.send_fds(connection, [line], [devnull.fileno()] * 3)
+        assert connection.recv(4096) == b""  # no pid, no exit: its end closed
+    assert wait_for(lambda: live_children(server.process.pid) == [], what="the failed child to end")
+
+    monkeypatch.setenv(SOCKET_VARIABLE, server.socket_path)
+    market_db = collect(tmp_path / "after")  # the server still serves
+    assert [child.returncode for child in forked if child] == [0, 0]
     assert table_rows(market_db, "prices_daily")
