@@ -27,6 +27,7 @@ from orchestrator.errors import UsageError
 from orchestrator.health import collect_health, render_json
 from orchestrator.market_calendar import load_calendar
 from orchestrator.status_store import Attempt, StatusStore
+from orchestrator.web import app as web_app
 from orchestrator.web.app import create_app
 from orchestrator.web.security import (
     COOKIE_NAME,
@@ -284,6 +285,19 @@ def test_the_health_api_is_the_document_health_json_prints(
     response = client.get("/api/health")
     assert response.text == expected
     assert response.json()["summary"]["critical"] >= 1
+
+
+def test_a_status_change_the_database_files_do_not_show_still_makes_a_new_report(
+    client: TestClient, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two commits within one tick of the file system's clock can leave the files'
+    # modification time and size alike: the health report must not be the old one.
+    monkeypatch.setattr(web_app, "_file_stamp", lambda path: (0, 0))
+    before = {t["task"]: t for t in client.get("/api/health").json()["tasks"]}
+    assert before["news"]["status"] == "NEVER RUN"
+    StatusStore(project / "state" / "status.db").mark_started("news", NOW.astimezone(UTC))
+    after = {t["task"]: t for t in client.get("/api/health").json()["tasks"]}
+    assert after["news"]["status"] == "RUNNING"
 
 
 def test_the_overview_shows_counts_the_market_clock_the_heartbeat_and_the_next_run(

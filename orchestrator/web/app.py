@@ -255,12 +255,15 @@ def _file_stamp(path: Path) -> tuple[int, int]:
 
 
 class HealthCache:
-    """The health report of one second, reused while no database file it reads changes.
+    """The health report of one second, reused while nothing it reads changes.
 
     Every page needs the report, and after an update event every open page
     asks for itself at once: they share one. Any commit to a database changes
     its file or its ``-wal`` file (size or modification time), which makes a
-    new report.
+    new report; but two commits within one tick of the file system's clock
+    can leave both alike (same pages, same size), so the status store's own
+    change token (what ``/events`` announces) is part of the key too: a page
+    fetched after an update event never gets the report from before it.
     """
 
     def __init__(self, config: Config, calendar: MarketCalendar) -> None:
@@ -278,7 +281,8 @@ class HealthCache:
         self._report: HealthReport | None = None
 
     def report(self, now: datetime) -> HealthReport:
-        key = (now, *(_file_stamp(path) for path in self.files))
+        token = history.change_token(self.config.status_store)
+        key = (now, token, *(_file_stamp(path) for path in self.files))
         with self._lock:
             if key == self._key and self._report is not None:
                 return self._report
