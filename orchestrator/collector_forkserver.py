@@ -51,6 +51,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from orchestrator.task_launcher import read_line
+
 START_TIMEOUT_SECONDS = 60.0
 # Modules a child would import first thing; the collectors are found in their package.
 PRELOAD = (
@@ -82,34 +84,13 @@ class ForkedChild:
         if self.returncode is not None:
             return self.returncode
         try:
-            line, self._buffer = _read_line(self._connection, self._buffer, timeout)
+            line, self._buffer = read_line(self._connection, self._buffer, timeout)
         except TimeoutError:
             raise subprocess.TimeoutExpired(f"collector pid {self.pid}", timeout or 0) from None
         # No line: the server died, and its child with it.
         self.returncode = int(json.loads(line)["exit"]) if line else -signal.SIGKILL
         self._connection.close()
         return self.returncode
-
-
-def _read_line(
-    connection: socket.socket, buffered: bytes, timeout: float | None
-) -> tuple[bytes, bytes]:
-    """One line (without its newline; empty at end of stream) and what was read past it.
-
-    Raises ``TimeoutError``, keeping what was read in ``buffered`` for the next call.
-    """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while b"\n" not in buffered:
-        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        if remaining == 0.0:
-            raise TimeoutError
-        connection.settimeout(remaining)
-        chunk = connection.recv(4096)
-        if not chunk:
-            return b"", b""
-        buffered += chunk
-    line, _, rest = buffered.partition(b"\n")
-    return line, rest
 
 
 def spawn(
@@ -133,7 +114,7 @@ def spawn(
             "stderr": str(stderr),
         }
         connection.sendall((json.dumps(request) + "\n").encode())
-        reply, rest = _read_line(connection, b"", START_TIMEOUT_SECONDS)
+        reply, rest = read_line(connection, b"", START_TIMEOUT_SECONDS)
         pid = int(json.loads(reply)["pid"])
     except (OSError, ValueError, KeyError):
         connection.close()

@@ -26,6 +26,7 @@ import os
 import signal
 import socket
 import sys
+import time
 
 SOCKET_VARIABLE = "ORCHESTRATOR_FORKSERVER"
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -42,9 +43,19 @@ def run_in_this_process(argv: list[str]) -> int:
     return task_runner.main(argv)
 
 
-def _read_line(connection: socket.socket, buffered: bytes) -> tuple[bytes, bytes]:
-    """One line without its newline (empty at end of stream) and what was read past it."""
+def read_line(
+    connection: socket.socket, buffered: bytes, timeout: float | None = None
+) -> tuple[bytes, bytes]:
+    """One line (without its newline; empty at end of stream) and what was read past it.
+
+    Raises ``TimeoutError``, keeping what was read in ``buffered`` for the next call.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
     while b"\n" not in buffered:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        if remaining == 0.0:
+            raise TimeoutError
+        connection.settimeout(remaining)
         chunk = connection.recv(4096)
         if not chunk:
             return b"", b""
@@ -72,7 +83,7 @@ def hand_over(socket_path: str, argv: list[str]) -> int | None:
         connection.connect(socket_path)
         request = {"kind": "runner", "argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}
         socket.send_fds(connection, [(json.dumps(request) + "\n").encode()], [0, 1, 2])
-        reply, rest = _read_line(connection, b"")
+        reply, rest = read_line(connection, b"", CONNECT_TIMEOUT_SECONDS)
         pid = int(json.loads(reply)["pid"])
     except (OSError, ValueError, KeyError):
         connection.close()
@@ -81,11 +92,10 @@ def hand_over(socket_path: str, argv: list[str]) -> int | None:
         if pending:  # asked to stop before any runner started: stop as the runner would
             return 1
         return None
-    connection.settimeout(None)  # the task's own timeout is the runner's to enforce
     runner.append(pid)
     for asked in pending:
         os.kill(pid, asked)
-    line, _ = _read_line(connection, rest)
+    line, _ = read_line(connection, rest)  # no timeout: the task's own is the runner's to enforce
     if not line:
         print(
             f"task_launcher: the task runner (pid {pid}) ended without an exit status"
