@@ -41,7 +41,15 @@ if CHROMIUM is None:
         allow_module_level=True,
     )
 
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import (  # noqa: E402
+    APIResponse,
+    Browser,
+    Page,
+    Playwright,
+    Route,
+    expect,
+    sync_playwright,
+)
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +194,7 @@ def test_a_task_failure_arrives_live_without_a_reload(visit: Visit, project: Pat
         "document.addEventListener('htmx:sseOpen', () => { window.sseOpen = true; });"
     )
     visit.open("/tasks")
-    page.wait_for_function("window.sseOpen === true")
+    page.wait_for_function("() => window.sseOpen === true")
     page.evaluate("window.notReloaded = true")
     expect(page.locator("#task-news")).to_have_attribute("data-status", "NEVER RUN")
     record_run(
@@ -200,6 +208,41 @@ def test_a_task_failure_arrives_live_without_a_reload(visit: Visit, project: Pat
     expect(page.locator("#task-news")).to_have_attribute("data-status", "FAILED")
     expect(page.locator("#task-news .error")).to_contain_text("news provider refused")
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_change_while_a_refresh_is_in_flight_still_reaches_the_page(
+    visit: Visit, project: Path
+) -> None:
+    """The update that comes during a refresh is fetched after it: the page ends on the newest."""
+    page = visit.page
+    page.add_init_script(
+        "window.updates = 0;"
+        "document.addEventListener('htmx:sseOpen', () => { window.sseOpen = true; });"
+        "document.addEventListener('htmx:sseMessage', () => { window.updates += 1; });"
+    )
+    visit.open("/tasks")
+    page.wait_for_function("() => window.sseOpen === true")
+    store = StatusStore(project / "state" / "status.db")
+    started = NOW.astimezone(UTC)
+    held: list[tuple[Route, APIResponse]] = []
+
+    def answer_the_first_refresh_late(route: Route) -> None:
+        if held:
+            route.continue_()
+            return
+        # The server answers at once (the task runs); the task fails while that answer
+        # is still on its way to the page.
+        held.append((route, route.fetch()))
+        store.record_failure("news", started, "news provider refused the request")
+
+    page.route("**/tasks", answer_the_first_refresh_late)
+    store.mark_started("news", started)
+    page.wait_for_function("() => window.updates >= 2")
+    route, running = held[0]
+    assert 'data-status="RUNNING"' in running.text()
+    route.fulfill(response=running)
+    expect(page.locator("#task-news")).to_have_attribute("data-status", "FAILED")
+    expect(page.locator("#task-news .error")).to_contain_text("news provider refused")
 
 
 def test_with_a_token_the_login_link_lets_the_browser_in(
