@@ -14,16 +14,18 @@ SLURM_INSTALLED := $(SLURM_VENV)/.installed
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e . --group dev
 	@touch $(INSTALLED)
 
 setup: $(INSTALLED)
 
+# --clear: a half-made or outdated virtualenv is made again, never patched. The bundled
+# pip is enough for an extra (no dependency groups), and upgrading pip in place is the
+# step a CI run saw fail (a pip whose own metadata it could not read).
 $(SLURM_INSTALLED): pyproject.toml
-	$(PYTHON) -m venv $(SLURM_VENV)
-	$(SLURM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) -m venv --clear $(SLURM_VENV)
 	$(SLURM_VENV)/bin/python -m pip install --quiet -e '.[slurm]'
 	@touch $(SLURM_INSTALLED)
 
