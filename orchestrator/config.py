@@ -640,27 +640,76 @@ def _real_providers(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def build_config(raw: Mapping[str, Any], source: str, base_dir: Path | None = None) -> Config:
-    """Validate ``raw`` (the parsed YAML plus overrides), fill its defaults, build the model.
+def schema_stamp(base_dir: Path) -> Path:
+    """The file that remembers the last config content the schema accepted in a project."""
+    return Path(base_dir) / STATE_DIR / "run" / "schema-accepted.json"
 
-    Relative paths (``state_dir``, scripts) are taken from ``base_dir``, by
-    default the current directory, as Snakemake does.
+
+def _content_key(raw: Mapping[str, Any]) -> str | None:
+    """A digest of ``raw`` and the schema, the same whatever the keys' order; ``None`` if
+    it has keys that are not all text (no sorting them)."""
+    try:
+        # default=repr: a date and its text are different contents to the schema.
+        canonical = json.dumps(raw, sort_keys=True, default=repr)
+    except TypeError:
+        return None
+    return _blake2b_hex(canonical.encode(), SCHEMA_PATH.read_bytes())
+
+
+def _schema_accepted(raw: Mapping[str, Any], source: str, stamp: Path | None) -> dict[str, Any]:
+    """A copy of ``raw`` with the schema's defaults filled in, once the schema accepts it.
+
+    Importing jsonschema costs about 0.3 s, more than the rest of a workflow's
+    parse. With a ``stamp``, the last content accepted is remembered with its
+    filled copy (as JSON, the form every task reads its config in), so one
+    content is checked once: by ``orchestrator``, not again by the Snakemake
+    run it starts, nor by each parse of an unchanged workflow. A new content
+    replaces it; one the schema refuses is never remembered.
     """
-    base = Path(base_dir or Path.cwd()).resolve()
+    key = _content_key(raw) if stamp is not None else None
+    if stamp is not None and key is not None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            remembered = json.loads(stamp.read_text())
+            if remembered["key"] == key:
+                return dict(remembered["filled"])
     error = _schema_error(source, raw)
     if error is not None:
         raise error
-    zone = _check_semantics(source, raw, base)
     filled = with_defaults(raw)
-    filled["market"]["timezone"] = zone
+    if stamp is None or key is None:
+        return filled
+    text = json.dumps({"key": key, "filled": filled}, default=str)
+    with contextlib.suppress(OSError):  # a read-only state folder: check again next time
+        write_atomically(stamp, text)
+    return dict(json.loads(text)["filled"])
+
+
+def build_config(
+    raw: Mapping[str, Any],
+    source: str,
+    base_dir: Path | None = None,
+    stamp: Path | None = None,
+) -> Config:
+    """Validate ``raw`` (the parsed YAML plus overrides), fill its defaults, build the model.
+
+    Relative paths (``state_dir``, scripts) are taken from ``base_dir``, by
+    default the current directory, as Snakemake does. With a ``stamp``
+    (``schema_stamp``), content the schema accepted last time is not checked
+    against it again; the checks outside the schema always run.
+    """
+    base = Path(base_dir or Path.cwd()).resolve()
+    filled = _schema_accepted(raw, source, stamp)
+    filled["market"]["timezone"] = _check_semantics(source, raw, base)
     return _model(filled, source, base)
 
 
-def load_config(path: Path | str, overrides: Mapping[str, Any] | None = None) -> Config:
+def load_config(
+    path: Path | str, overrides: Mapping[str, Any] | None = None, stamp: Path | None = None
+) -> Config:
     """Read, validate and model the config file at ``path``."""
     raw = read_yaml(Path(path))
     raw.update(overrides or {})
-    return build_config(raw, str(path))
+    return build_config(raw, str(path), stamp=stamp)
 
 
 # -- the effective config handed to tasks -----------------------------------
@@ -727,7 +776,8 @@ def load_config_cached(path: Path | str) -> Config:
         return read_effective_config(stamp)
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    config = load_config(path)
+    # Stamped for the schema too: the workflow's parse of the same content skips it.
+    config = load_config(path, stamp=schema_stamp(base))
     with contextlib.suppress(OSError):  # a read-only state folder: validate next time too
         write_atomically(stamp, _effective_payload(config))
     return config

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import sentinel
-from orchestrator.config import Config, build_config, read_yaml
+from orchestrator.config import Config, build_config, read_yaml, schema_stamp
 from orchestrator.errors import OrchestratorError
 from orchestrator.pipeline import TaskConfig
 
@@ -57,14 +57,16 @@ def pipeline_config(snakemake_config: Mapping[str, Any], workflow: Any) -> Confi
     The config files are re-read strictly first: Snakemake's own YAML loader
     keeps the last of duplicate keys without a word. Messages name the file
     given with ``--configfile`` if there is one (``orchestrator --config``
-    passes it with ``--replace-workflow-config``), else the Snakefile's.
+    passes it with ``--replace-workflow-config``), else the Snakefile's. The
+    content the schema accepted last (``schema_stamp``: ``orchestrator``'s own
+    check, or the previous parse) is not checked against the schema again.
     """
     files = [str(path) for path in workflow.configfiles]
     for path in files:
         read_yaml(Path(path))
     given = [str(path) for path in workflow.overwrite_configfiles]
     source = (given or files or ["config"])[-1]
-    return build_config(dict(snakemake_config), source)
+    return build_config(dict(snakemake_config), source, stamp=schema_stamp(Path.cwd()))
 
 
 NO_TIME_BOUND = 2**62  # `:now` for a data_time_sql asked "is there any row?"

@@ -9,19 +9,21 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from orchestrator import config as config_module
 from orchestrator.config import (
     build_config,
     load_config,
     load_config_cached,
     parse_duration,
     read_effective_config,
+    schema_stamp,
     write_effective_config,
 )
 from orchestrator.errors import ConfigError, UsageError
@@ -577,3 +579,70 @@ def test_the_validated_stamp_keeps_the_tasks_in_their_config_order(
     first = load_config_cached("config.yaml")  # validates and writes the stamp
     again = load_config_cached("config.yaml")  # read from the stamp
     assert list(first.pipeline.tasks) == list(again.pipeline.tasks) == order
+
+
+class SchemaChecks:
+    """Counts the schema checks ``build_config`` makes (the real check runs)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = config_module._schema_error
+
+        def counted(source: str, raw: Any) -> ConfigError | None:
+            self.count += 1
+            return real(source, raw)
+
+        monkeypatch.setattr(config_module, "_schema_error", counted)
+
+
+def test_content_the_schema_accepted_is_not_checked_against_it_again(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = SchemaChecks(monkeypatch)
+    stamp = schema_stamp(workdir)
+    unstamped = build_config(minimal(), "pipeline.yaml")
+    first = build_config(minimal(), "pipeline.yaml", stamp=stamp)
+    reordered = dict(reversed(list(minimal().items())))
+    reordered["tasks"] = dict(reversed(list(minimal()["tasks"].items())))
+    again = build_config(reordered, "pipeline.yaml", stamp=stamp)
+    assert checks.count == 2  # the unstamped build and the first stamped one
+    assert again.pipeline == first.pipeline == unstamped.pipeline
+    changed = minimal()
+    changed["tasks"]["beta"]["interval"] = "15m"
+    assert build_config(changed, "pipeline.yaml", stamp=stamp).pipeline.task("beta")
+    assert checks.count == 3
+
+
+def test_content_the_schema_refuses_is_never_remembered(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stamp = schema_stamp(workdir)
+    build_config(minimal(), "pipeline.yaml", stamp=stamp)
+    accepted = stamp.read_text()
+    bad = minimal()
+    bad["tasks"]["alpha"]["colour"] = "red"
+    for _ in range(2):
+        with pytest.raises(ConfigError, match=r"tasks\.alpha\.colour"):
+            build_config(bad, "pipeline.yaml", stamp=stamp)
+    assert stamp.read_text() == accepted
+
+
+def test_the_checks_outside_the_schema_run_on_remembered_content(workdir: Path) -> None:
+    stamp = schema_stamp(workdir)
+    build_config(minimal(), "pipeline.yaml", stamp=stamp)
+    (workdir / "task.py").unlink()
+    with pytest.raises(ConfigError, match=r"tasks\.alpha\.script"):
+        build_config(minimal(), "pipeline.yaml", stamp=stamp)
+
+
+def test_a_date_and_its_text_are_different_contents(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = SchemaChecks(monkeypatch)
+    stamp = schema_stamp(workdir)
+    as_text = {**minimal(), "session": "2026-11-20"}
+    as_date = {**minimal(), "session": date(2026, 11, 20)}
+    build_config(as_text, "pipeline.yaml", stamp=stamp)
+    with pytest.raises(ConfigError, match="session"):
+        build_config(as_date, "pipeline.yaml", stamp=stamp)
+    assert checks.count == 2

@@ -8,6 +8,7 @@ downstream, critical and non-critical failures, backfills, bad input.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -184,3 +185,19 @@ def test_the_workflow_is_formatted_and_lint_clean_but_for_the_justified_lint(pro
         "* Specify a conda environment or container for each rule.:",
         "* Shell command directly uses variable rule from outside of the rule:",
     }
+
+
+def test_a_parse_of_content_the_schema_accepted_does_not_import_jsonschema(project, monkeypatch):
+    """jsonschema costs 0.3 s to import: the workflow checks a config's content once."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+
+    def parse_imports_jsonschema() -> bool:
+        result = snakemake(project, "daily", "-n")
+        assert result.returncode == 0, result.stderr[-3000:]
+        return re.search(r"\|\s+jsonschema$", result.stderr, re.MULTILINE) is not None
+
+    assert parse_imports_jsonschema()  # content never checked
+    assert not parse_imports_jsonschema()  # the same content again
+    config = project / "config.yaml"
+    config.write_text(config.read_text().replace("green: 7h", "green: 6h", 1))
+    assert parse_imports_jsonschema()  # new content
