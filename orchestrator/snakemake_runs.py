@@ -2,9 +2,10 @@
 
 Snakemake's own directory lock does not serialise overlapping runs (since
 9.17 every finishing run deletes the whole ``.snakemake/locks`` folder), so
-each family (``daily``, ``intraday``) has a ``filelock`` under
-``state/locks/``; the families' files are disjoint, so a daily run and
-intraday ticks may overlap freely.
+each family (``daily``, ``intraday``) has a lock file under ``state/locks/``
+(``flock``: the kernel drops it with the process, however it ends); the
+families' files are disjoint, so a daily run and intraday ticks may overlap
+freely.
 
 Holding the family lock also makes recovery safe: a run killed earlier may
 have left a stale Snakemake lock, which makes the next run fail with
@@ -62,14 +63,20 @@ def describe_holder(lock_path: Path) -> str:
 
 @contextmanager
 def exclusive(lock_path: Path, purpose: str) -> Iterator[None]:
-    """Hold ``lock_path`` for the block, or raise ``AlreadyRunning`` at once."""
-    from filelock import FileLock, Timeout
+    """Hold ``lock_path`` for the block, or raise ``AlreadyRunning`` at once.
+
+    ``fcntl.flock`` on the file, as filelock's Unix lock does; filelock itself
+    costs its imports (secrets, hmac, platform) on every no-op daily run. The
+    descriptor is not inherited (PEP 446): jobs never hold the lock.
+    """
+    import fcntl
 
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_path), timeout=0)
+    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        lock.acquire()
-    except Timeout:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
         raise AlreadyRunning(
             f"{purpose} is already running: {describe_holder(lock_path)} holds {lock_path}"
         ) from None
@@ -86,7 +93,7 @@ def exclusive(lock_path: Path, purpose: str) -> Iterator[None]:
         yield
     finally:
         _holder_file(lock_path).unlink(missing_ok=True)
-        lock.release()
+        os.close(descriptor)  # releases the lock
 
 
 def family_lock_path(state_dir: Path, family: str) -> Path:
