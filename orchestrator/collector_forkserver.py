@@ -269,11 +269,7 @@ def _die_with_launcher(launcher: socket.socket) -> None:
 def _receive_request(connection: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     """The request line and the descriptors sent with it (a runner's streams)."""
     data, fds, _, _ = socket.recv_fds(connection, 65536, 3)
-    buffered = data
-    while data and b"\n" not in buffered:
-        data = connection.recv(65536)
-        buffered += data
-    line = buffered.partition(b"\n")[0]
+    line = read_line(connection, data)[0] if data else b""
     if not line:
         for fd in fds:
             os.close(fd)
