@@ -22,8 +22,7 @@ $(INSTALLED): pyproject.toml
 setup: $(INSTALLED)
 
 # --clear: a half-made or outdated virtualenv is made again, never patched. The bundled
-# pip is enough for an extra (no dependency groups), and upgrading pip in place is the
-# step a CI run saw fail (a pip whose own metadata it could not read).
+# pip is enough for an extra (no dependency groups).
 $(SLURM_INSTALLED): pyproject.toml
 	$(PYTHON) -m venv --clear $(SLURM_VENV)
 	$(SLURM_VENV)/bin/python -m pip install --quiet -e '.[slurm]'
