@@ -646,3 +646,25 @@ def test_a_date_and_its_text_are_different_contents(
     with pytest.raises(ConfigError, match="session"):
         build_config(as_date, "pipeline.yaml", stamp=stamp)
     assert checks.count == 2
+
+
+def test_a_replay_whose_clock_moved_is_the_same_content_with_its_own_clock(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = SchemaChecks(monkeypatch)
+    stamp = schema_stamp(workdir)
+    build_config({**minimal(), "now": "2026-11-20T15:00:00+00:00"}, "pipeline.yaml", stamp=stamp)
+    moved = {**minimal(), "now": "2026-11-20T15:00:00.300000+00:00"}
+    config = build_config(moved, "pipeline.yaml", stamp=stamp)
+    assert checks.count == 1
+    assert config.now == datetime(2026, 11, 20, 15, 0, 0, 300000, tzinfo=UTC)
+    assert config.raw["now"] == moved["now"]
+    with pytest.raises(ConfigError, match=r"now.*UTC offset"):
+        build_config({**minimal(), "now": "2026-11-20 15:00"}, "pipeline.yaml", stamp=stamp)
+    with pytest.raises(ConfigError, match="now"):
+        build_config(
+            {**minimal(), "now": datetime(2026, 11, 20, 15, tzinfo=UTC)},
+            "pipeline.yaml",
+            stamp=stamp,
+        )
+    assert checks.count == 2  # a clock that is no text is the schema's to refuse

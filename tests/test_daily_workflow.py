@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from workflow_project import (
     DAILY_TASKS,
+    FRIDAY_MORNING,
     PROJECT,
     daily_sentinel,
     fake_tasks,
@@ -191,13 +192,15 @@ def test_a_parse_of_content_the_schema_accepted_does_not_import_jsonschema(proje
     """jsonschema costs 0.3 s to import: the workflow checks a config's content once."""
     monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
 
-    def parse_imports_jsonschema() -> bool:
-        result = snakemake(project, "daily", "-n")
+    def parse_imports_jsonschema(now: str = FRIDAY_MORNING) -> bool:
+        result = snakemake(project, "daily", "-n", now=now)
         assert result.returncode == 0, result.stderr[-3000:]
         return re.search(r"\|\s+jsonschema$", result.stderr, re.MULTILINE) is not None
 
     assert parse_imports_jsonschema()  # content never checked
     assert not parse_imports_jsonschema()  # the same content again
+    # A replay's clock moves on from one run to the next (orchestrator passes it on).
+    assert not parse_imports_jsonschema("2026-11-27T10:00:00.250000-05:00")
     config = project / "config.yaml"
     config.write_text(config.read_text().replace("green: 7h", "green: 6h", 1))
     assert parse_imports_jsonschema()  # new content
