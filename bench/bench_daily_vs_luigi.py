@@ -5,8 +5,10 @@ every task replaced by ``tests/workflow_tasks/fake_task.py --sleep S``. The
 peer, ``bench/luigi_peer.py``, runs the same graph as Luigi tasks, each a
 subprocess of the same fake task with the same sleep, ``--workers 4`` and the
 local scheduler. Every figure is a whole process (start to exit), measured
-interleaved in each repeat, each run on a fresh project that has only the
-exchange calendar's cache (what a project keeps after its first run):
+interleaved in each repeat, each run on a fresh project that has only what
+a project keeps after its first command: the exchange calendar's cache and
+its config's validation stamps (``state/run``), as every scheduled daily run
+finds them; nothing built:
 
 - ``orchestrator --daily --cores 4`` at S s a task (default 2), and Luigi's
   run of the same DAG; a bare ``snakemake daily --cores 4`` for reference;
@@ -57,9 +59,11 @@ NOOP_TARGET_SECONDS = 0.3
 class Projects:
     """Fresh temp projects for one task duration, numbered so no run reuses another's state.
 
-    Each has the exchange calendar's cache a project keeps in ``state/cache``
-    after its first run (its first run computes it: 1.3 s here), as every
-    scheduled daily run finds it; nothing else of an earlier run.
+    Each has what a project keeps after its first command, as every scheduled
+    daily run finds it: the exchange calendar's cache in ``state/cache`` (its
+    first run computes it: 1.3 s here) and its config's validation stamps in
+    ``state/run`` (an untimed ``orchestrator --health`` writes them; checking a
+    new config costs a run about 0.25 s); nothing else of an earlier run.
     """
 
     def __init__(self, scratch: Path, sleep: float) -> None:
@@ -74,6 +78,10 @@ class Projects:
         self.count += 1
         project = make_project(self.scratch / f"{label}-{self.sleep:g}s-{self.count}", self.config)
         shutil.copytree(self.calendar_cache, project / "state" / "cache")
+        # Its exit says how healthy the (empty) project is: the stamps are what matter.
+        run_timed(orchestrator_command(project, "--health"), project)
+        if not list((project / "state" / "run").glob("validated-*.json")):
+            raise SystemExit(f"orchestrator --health left no config stamp in {project}")
         return project
 
 
